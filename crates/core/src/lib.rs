@@ -1,0 +1,13 @@
+//! Shared types of Gatehouse with no I/O: ids, principals and scopes, timestamps, names.
+//!
+//! Every other crate depends on this one; it depends on none of ours.
+
+pub mod id;
+pub mod name;
+pub mod principal;
+pub mod time;
+
+pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, TokenId};
+pub use name::{NameError, validate_slug};
+pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};
+pub use time::Timestamp;

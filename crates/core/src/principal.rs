@@ -1,0 +1,182 @@
+//! Who is acting: authenticated principals and the coarse scopes their tokens carry.
+//!
+//! Fine-grained authorization (roles on folders, Cedar policies) builds on top of this: every
+//! request carries a [`Principal`], and every handler asks it for a [`Scope`] before acting.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{OrgId, PrincipalId, TokenId};
+
+/// Whether a principal is a person or a documented automation identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A named human.
+    User,
+    /// A documented service identity (CI, a data plane, an integration).
+    Service,
+}
+
+impl PrincipalKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Service => "service",
+        }
+    }
+}
+
+impl FromStr for PrincipalKind {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, ScopeError> {
+        match s {
+            "user" => Ok(Self::User),
+            "service" => Ok(Self::Service),
+            other => Err(ScopeError(format!("unknown principal kind `{other}` (expected user or service)"))),
+        }
+    }
+}
+
+/// What a token may do, from least to most. Each scope includes the ones below it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read everything in the organization.
+    Read,
+    /// Read, and push revisions of apps (for CI and coding agents).
+    Push,
+    /// Push, and create or change folders and apps.
+    Write,
+    /// Write, and manage principals, other principals' tokens and the organization.
+    Admin,
+}
+
+impl Scope {
+    /// All scopes, least first.
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Push, Scope::Write, Scope::Admin];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Push => "push",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether holding `self` grants `needed`.
+    pub fn grants(self, needed: Scope) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a scope or kind string is not recognised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScopeError(String);
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, ScopeError> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| ScopeError(format!("unknown scope `{s}` (expected read, push, write or admin)")))
+    }
+}
+
+/// How sensitive an app is; `high` gates every deploy.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Internal tools over non-sensitive data.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Regulated or personal data; every deploy needs approval.
+    High,
+}
+
+impl Sensitivity {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+}
+
+impl FromStr for Sensitivity {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, ScopeError> {
+        match s {
+            "low" => Ok(Self::Low),
+            "normal" => Ok(Self::Normal),
+            "high" => Ok(Self::High),
+            other => Err(ScopeError(format!(
+                "unknown sensitivity `{other}` (expected low, normal or high)"
+            ))),
+        }
+    }
+}
+
+/// An authenticated caller, as established from a credential on each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The principal's id.
+    pub id: PrincipalId,
+    /// The organization the principal belongs to; every query it makes is scoped to it.
+    pub org_id: OrgId,
+    /// Person or service.
+    pub kind: PrincipalKind,
+    /// The principal's name (email for users), for logs and audit.
+    pub name: String,
+    /// The token the request was made with.
+    pub token_id: TokenId,
+    /// What that token may do.
+    pub scope: Scope,
+    /// Whether the principal's org is the operator org, whose admins may create other orgs.
+    pub operator: bool,
+}
+
+impl Principal {
+    /// Whether this principal's credential grants `needed`.
+    pub fn has(&self, needed: Scope) -> bool {
+        self.scope.grants(needed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_ordered() {
+        assert!(Scope::Admin.grants(Scope::Read));
+        assert!(Scope::Write.grants(Scope::Push));
+        assert!(!Scope::Push.grants(Scope::Write));
+        assert!(!Scope::Read.grants(Scope::Push));
+    }
+
+    #[test]
+    fn scopes_parse() {
+        assert_eq!("push".parse::<Scope>().unwrap(), Scope::Push);
+        assert!("root".parse::<Scope>().unwrap_err().to_string().contains("unknown scope"));
+    }
+}
