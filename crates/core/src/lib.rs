@@ -3,10 +3,12 @@
 //! Every other crate depends on this one; it depends on none of ours.
 
 pub mod id;
+pub mod model;
 pub mod name;
 pub mod principal;
 pub mod time;
 
+pub use model::{ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision};
 pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, TokenId};
 pub use name::{NameError, validate_slug};
 pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};

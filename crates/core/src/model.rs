@@ -1,0 +1,185 @@
+//! The records of the control plane as the API shows them and the store returns them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AppId, FolderId, OrgId, PrincipalId, PrincipalKind, Scope, Sensitivity, Timestamp, TokenId};
+
+/// An organization: a tenant. Everything else belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// Short unique name (slug).
+    pub name: String,
+    /// Name for people.
+    pub display_name: String,
+    /// Whether this is the operator org, whose admins may create other orgs.
+    pub operator: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A user or service identity as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PrincipalRecord {
+    /// Its id.
+    pub id: PrincipalId,
+    /// Its org.
+    pub org_id: OrgId,
+    /// Person or service.
+    pub kind: PrincipalKind,
+    /// Unique in the org: an email address for users, a slug for services.
+    pub name: String,
+    /// Name for people.
+    pub display_name: String,
+    /// The most a token of this principal may carry.
+    pub max_scope: Scope,
+    /// Deactivated principals cannot authenticate; their tokens were revoked.
+    pub active: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An API token's metadata; the secret is never stored or shown again after creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    /// Its id.
+    pub id: TokenId,
+    /// Whose token it is.
+    pub principal_id: PrincipalId,
+    /// A label chosen at creation.
+    pub name: String,
+    /// What it may do (further limited by the principal's `max_scope`).
+    pub scope: Scope,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Who created it.
+    pub created_by: PrincipalId,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// Roughly when it was last used (updated at most once a minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A token just created: the only time its secret is available.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewToken {
+    /// The token's metadata.
+    #[serde(flatten)]
+    pub token: ApiToken,
+    /// The bearer secret. Shown once; store it now.
+    pub secret: String,
+}
+
+/// A folder in an org's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Folder {
+    /// Its id.
+    pub id: FolderId,
+    /// Its parent; absent only for the org's root folder.
+    pub parent_id: Option<FolderId>,
+    /// Its name among its siblings (empty for the root).
+    pub name: String,
+    /// Its full path from the root, such as `/finance/refunds`.
+    pub path: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Whether an app is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    /// In use: revisions may be pushed.
+    Active,
+    /// Retired: kept for history, no new revisions.
+    Archived,
+}
+
+impl AppStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Archived => "archived",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// An app: a governed unit that builders push revisions of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct App {
+    /// Its id.
+    pub id: AppId,
+    /// The folder it lives in.
+    pub folder_id: FolderId,
+    /// Unique name in the org; must match `[app].name` in its manifest.
+    pub name: String,
+    /// The accountable owner.
+    pub owner_id: PrincipalId,
+    /// Sensitivity set by IT; a manifest may raise it, never lower it.
+    pub sensitivity: Sensitivity,
+    /// Active or archived.
+    pub status: AppStatus,
+    /// Free text.
+    pub description: Option<String>,
+    /// Digest of the latest revision, if any.
+    pub head_revision: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What the pushing client says about the AI that produced a revision. All optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Provenance {
+    /// The coding agent, such as `claude-code` or `cursor`.
+    pub agent: Option<String>,
+    /// The model, such as `claude-sonnet-4`.
+    pub model: Option<String>,
+    /// Ids of the prompts that produced the change.
+    #[serde(default)]
+    pub prompt_ids: Vec<String>,
+}
+
+/// An immutable, content-addressed revision of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Revision {
+    /// The app.
+    pub app_id: AppId,
+    /// SHA-256 (hex) of the canonical archive: the revision's id.
+    pub digest: String,
+    /// 1 for the first revision of the app, then 2, 3, …
+    pub number: i64,
+    /// The revision this one was made from.
+    pub parent: Option<String>,
+    /// Who pushed it.
+    pub author_id: PrincipalId,
+    /// When it was pushed.
+    pub created_at: Timestamp,
+    /// AI provenance as reported by the client.
+    pub provenance: Provenance,
+    /// A message from the pusher.
+    pub message: Option<String>,
+    /// Number of entries.
+    pub file_count: i64,
+    /// Bytes of content.
+    pub content_bytes: i64,
+    /// Bytes of the stored (compressed) archive.
+    pub archive_bytes: i64,
+    /// The validated manifest.
+    #[schema(value_type = Object)]
+    pub manifest: serde_json::Value,
+}

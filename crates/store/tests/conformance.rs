@@ -1,0 +1,369 @@
+//! The store's behaviour, run against both SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use gatehouse_core::{AppId, AppStatus, FolderId, OrgId, PrincipalId, PrincipalKind, Provenance, Scope, Sensitivity, TokenId};
+use gatehouse_store::{AppPatch, Bootstrap, NewApp, NewOrg, NewPrincipal, NewRevision, Store, StoreError, TokenRejection};
+
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _dir) = gatehouse_store::testing::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(gatehouse_store::testing::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(
+    bootstrap_happens_once,
+    tenants_cannot_reach_each_other,
+    folder_tree_rules,
+    apps_and_their_rules,
+    revisions_are_content_addressed_and_immutable,
+    token_lifecycle,
+    deactivation_revokes_tokens,
+    store_is_ready,
+);
+
+fn new_org(name: &str) -> NewOrg {
+    NewOrg {
+        name: name.to_owned(),
+        display_name: name.to_uppercase(),
+        admin_email: format!("admin@{name}.example"),
+        admin_token_ttl: None,
+    }
+}
+
+async fn org(store: &Store, name: &str) -> Bootstrap {
+    store.create_org(new_org(name)).await.unwrap()
+}
+
+fn revision(author: &PrincipalId, content: &str) -> NewRevision {
+    let digest = format!("{:0<64}", hex_of(content));
+    NewRevision {
+        digest,
+        archive: content.as_bytes().to_vec(),
+        parent: None,
+        author_id: author.clone(),
+        provenance: Provenance {
+            agent: Some("claude-code".into()),
+            model: None,
+            prompt_ids: vec!["p1".into()],
+        },
+        message: None,
+        file_count: 1,
+        content_bytes: content.len() as i64,
+        manifest: serde_json::json!({"app": {"name": "x"}}),
+    }
+}
+
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect::<String>().chars().take(64).collect()
+}
+
+async fn app(store: &Store, b: &Bootstrap, name: &str) -> gatehouse_core::App {
+    let root = store.root_folder(&b.org.id).await.unwrap();
+    store
+        .create_app(
+            &b.org.id,
+            NewApp {
+                name: name.into(),
+                folder_id: root.id,
+                owner_id: b.admin.id.clone(),
+                sensitivity: Sensitivity::Normal,
+                description: None,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn bootstrap_happens_once(store: Store) {
+    let first = store.bootstrap_if_empty(new_org("acme")).await.unwrap().expect("first start bootstraps");
+    assert!(first.org.operator);
+    assert!(first.token.secret.starts_with("gat_"));
+    assert!(store.bootstrap_if_empty(new_org("other")).await.unwrap().is_none());
+    let who = store.authenticate(&first.token.secret).await.unwrap().unwrap();
+    assert_eq!(who.id, first.admin.id);
+    assert_eq!(who.scope, Scope::Admin);
+    assert!(who.operator);
+    assert_eq!(store.list_orgs().await.unwrap().len(), 1);
+    // Orgs created later are tenants, not operators.
+    let tenant = org(&store, "tenant").await;
+    assert!(!tenant.org.operator);
+    assert!(!store.authenticate(&tenant.token.secret).await.unwrap().unwrap().operator);
+    assert!(matches!(store.create_org(new_org("tenant")).await, Err(StoreError::Conflict(_))));
+}
+
+async fn tenants_cannot_reach_each_other(store: Store) {
+    let a = org(&store, "alpha").await;
+    let b = org(&store, "beta").await;
+    let a_app = app(&store, &a, "shared-name").await;
+    let b_app = app(&store, &b, "shared-name").await; // same name in another org is fine
+    let a_folder = store.create_folder(&a.org.id, None, "finance").await.unwrap();
+    store.push_revision(&a.org.id, &a_app.id, revision(&a.admin.id, "secret-a")).await.unwrap();
+    let a_rev = store.get_revision(&a.org.id, &a_app.id, "head").await.unwrap();
+
+    // Org B, guessing org A's ids, finds nothing.
+    let bid = &b.org.id;
+    assert!(matches!(store.get_app(bid, &a_app.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_folder(bid, &a_folder.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_principal(bid, &a.admin.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_token(bid, &a.token.token.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.revoke_token(bid, &a.token.token.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_revision(bid, &a_app.id, &a_rev.digest).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_archive(bid, &a_rev.digest).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.update_app(bid, &a_app.id, AppPatch::default()).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.update_folder(bid, &a_folder.id, Some("x"), None).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.delete_folder(bid, &a_folder.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.push_revision(bid, &a_app.id, revision(&b.admin.id, "x")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // B cannot place its objects into A's folders or give them A's owners.
+    let cross = store
+        .create_app(
+            bid,
+            NewApp {
+                name: "cross".into(),
+                folder_id: a_folder.id.clone(),
+                owner_id: b.admin.id.clone(),
+                sensitivity: Sensitivity::Low,
+                description: None,
+            },
+        )
+        .await;
+    assert!(matches!(cross, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.create_folder(bid, Some(&a_folder.id), "x").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.update_app(bid, &b_app.id, AppPatch { owner_id: Some(a.admin.id.clone()), ..Default::default() }).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Listings are scoped.
+    assert_eq!(store.list_apps(bid, None).await.unwrap(), vec![b_app.clone()]);
+    assert!(store.list_folders(bid).await.unwrap().iter().all(|f| f.id != a_folder.id));
+    assert!(store.list_tokens(bid, None).await.unwrap().iter().all(|t| t.id != a.token.token.id));
+    assert!(store.list_revisions(bid, &a_app.id, 10, None).await.unwrap().is_empty());
+    // Made-up ids are simply not found.
+    assert!(store.get_app(bid, &AppId::generate()).await.is_err());
+    assert!(store.get_org(&OrgId::generate()).await.is_err());
+}
+
+async fn folder_tree_rules(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = &a.org.id;
+    let root = store.root_folder(o).await.unwrap();
+    assert_eq!(root.path, "/");
+    let finance = store.create_folder(o, None, "finance").await.unwrap();
+    let refunds = store.create_folder(o, Some(&finance.id), "refunds").await.unwrap();
+    let deep = store.create_folder(o, Some(&refunds.id), "deep").await.unwrap();
+    assert_eq!(deep.path, "/finance/refunds/deep");
+    assert_eq!(store.folder_by_path(o, "/finance/refunds").await.unwrap().id, refunds.id);
+    assert!(matches!(store.create_folder(o, None, "finance").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_folder(o, None, "Bad Name").await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_folder(o, Some(&FolderId::generate()), "x").await, Err(StoreError::NotFound { .. })));
+
+    // Cycles: into itself, into a child, into a grandchild.
+    for target in [&finance.id, &refunds.id, &deep.id] {
+        let err = store.update_folder(o, &finance.id, None, Some(target)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("into itself")), "{err}");
+    }
+    // A legal move and a rename.
+    let moved = store.update_folder(o, &deep.id, Some("shallow"), Some(&root.id)).await.unwrap();
+    assert_eq!(moved.path, "/shallow");
+    assert!(matches!(store.update_folder(o, &moved.id, Some("finance"), None).await, Err(StoreError::Conflict(_))));
+    // The root stays put.
+    assert!(store.update_folder(o, &root.id, Some("x"), None).await.is_err());
+    assert!(store.delete_folder(o, &root.id).await.is_err());
+    // Only empty folders can be deleted.
+    assert!(matches!(store.delete_folder(o, &finance.id).await, Err(StoreError::Invalid(_))));
+    let app = store
+        .create_app(
+            o,
+            NewApp {
+                name: "tool".into(),
+                folder_id: refunds.id.clone(),
+                owner_id: a.admin.id.clone(),
+                sensitivity: Sensitivity::Normal,
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(store.delete_folder(o, &refunds.id).await, Err(StoreError::Invalid(ref m)) if m.contains("app")));
+    store.update_app(o, &app.id, AppPatch { folder_id: Some(root.id.clone()), ..Default::default() }).await.unwrap();
+    store.delete_folder(o, &refunds.id).await.unwrap();
+    store.delete_folder(o, &finance.id).await.unwrap();
+    let paths: Vec<String> = store.list_folders(o).await.unwrap().into_iter().map(|f| f.path).collect();
+    assert_eq!(paths, ["/", "/shallow"]);
+}
+
+async fn apps_and_their_rules(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = &a.org.id;
+    let first = app(&store, &a, "refunds").await;
+    assert_eq!(first.status, AppStatus::Active);
+    let root = store.root_folder(o).await.unwrap();
+    let dup = store
+        .create_app(
+            o,
+            NewApp {
+                name: "refunds".into(),
+                folder_id: root.id.clone(),
+                owner_id: a.admin.id.clone(),
+                sensitivity: Sensitivity::High,
+                description: None,
+            },
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("refunds")));
+    assert_eq!(store.app_by_name(o, "refunds").await.unwrap().id, first.id);
+    let archived = store
+        .update_app(
+            o,
+            &first.id,
+            AppPatch {
+                status: Some(AppStatus::Archived),
+                sensitivity: Some(Sensitivity::High),
+                description: Some(Some("old".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((archived.status, archived.sensitivity), (AppStatus::Archived, Sensitivity::High));
+    assert_eq!(store.get_app(o, &first.id).await.unwrap(), archived);
+    let push = store.push_revision(o, &first.id, revision(&a.admin.id, "x")).await;
+    assert!(matches!(push, Err(StoreError::Invalid(ref m)) if m.contains("archived")));
+}
+
+async fn revisions_are_content_addressed_and_immutable(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = &a.org.id;
+    let app = app(&store, &a, "refunds").await;
+    let one = store.push_revision(o, &app.id, revision(&a.admin.id, "one")).await.unwrap();
+    assert!(one.created);
+    assert_eq!((one.revision.number, one.revision.parent.as_deref()), (1, None));
+    assert_eq!(one.revision.provenance.agent.as_deref(), Some("claude-code"));
+    let again = store.push_revision(o, &app.id, revision(&a.admin.id, "one")).await.unwrap();
+    assert!(!again.created, "identical content is idempotent");
+    assert_eq!(again.revision, one.revision);
+    let two = store.push_revision(o, &app.id, revision(&a.admin.id, "two")).await.unwrap();
+    assert_eq!(two.revision.number, 2);
+    assert_eq!(two.revision.parent.as_deref(), Some(one.revision.digest.as_str()), "parent defaults to head");
+    let mut branch = revision(&a.admin.id, "three");
+    branch.parent = Some(one.revision.digest.clone());
+    let three = store.push_revision(o, &app.id, branch).await.unwrap();
+    assert_eq!(three.revision.parent.as_deref(), Some(one.revision.digest.as_str()));
+    let mut orphan = revision(&a.admin.id, "four");
+    orphan.parent = Some("f".repeat(64));
+    assert!(matches!(store.push_revision(o, &app.id, orphan).await, Err(StoreError::Invalid(_))));
+
+    assert_eq!(store.get_app(o, &app.id).await.unwrap().head_revision.as_deref(), Some(three.revision.digest.as_str()));
+    let history = store.list_revisions(o, &app.id, 10, None).await.unwrap();
+    assert_eq!(history.iter().map(|r| r.number).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(store.list_revisions(o, &app.id, 10, Some(3)).await.unwrap().len(), 2);
+    assert_eq!(store.get_revision(o, &app.id, "head").await.unwrap().number, 3);
+    assert_eq!(store.get_revision(o, &app.id, "2").await.unwrap().number, 2);
+    assert_eq!(store.get_revision(o, &app.id, &two.revision.digest[..12]).await.unwrap().number, 2);
+    // "aaaa1" and "aaaa2" give digests starting 61616161…, so a 7-digit prefix is ambiguous.
+    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa1")).await.unwrap();
+    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa2")).await.unwrap();
+    assert!(matches!(store.get_revision(o, &app.id, "6161616").await, Err(StoreError::Invalid(ref m)) if m.contains("ambiguous")));
+    assert!(matches!(store.get_revision(o, &app.id, "zz; drop").await, Err(StoreError::Invalid(_))));
+    assert_eq!(store.get_archive(o, &one.revision.digest).await.unwrap(), b"one");
+
+    // The database itself refuses to change history.
+    assert!(store.tamper_with_revision_for_test(o, &app.id, &one.revision.digest).await.is_err());
+    assert_eq!(store.get_revision(o, &app.id, "1").await.unwrap(), one.revision);
+}
+
+async fn token_lifecycle(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = &a.org.id;
+    let ci = store
+        .create_principal(
+            o,
+            NewPrincipal {
+                kind: PrincipalKind::Service,
+                name: "ci-bot".into(),
+                display_name: None,
+                max_scope: Scope::Push,
+            },
+        )
+        .await
+        .unwrap();
+    let too_much = store.create_token(o, &ci.id, &a.admin.id, "x", Scope::Write, None).await;
+    assert!(matches!(too_much, Err(StoreError::Invalid(ref m)) if m.contains("at most `push`")));
+    let tok = store.create_token(o, &ci.id, &a.admin.id, "deploys", Scope::Push, None).await.unwrap();
+    let who = store.authenticate(&tok.secret).await.unwrap().unwrap();
+    assert_eq!((who.kind, who.scope), (PrincipalKind::Service, Scope::Push));
+    let listed = store.list_tokens(o, Some(&ci.id)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "use is recorded");
+    let revoked = store.revoke_token(o, &tok.token.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.authenticate(&tok.secret).await.unwrap(), Err(TokenRejection::Revoked));
+    assert_eq!(store.revoke_token(o, &tok.token.id).await.unwrap().revoked_at, revoked.revoked_at);
+
+    let short = store.create_token(o, &ci.id, &a.admin.id, "short", Scope::Read, Some(Duration::from_millis(1))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.authenticate(&short.secret).await.unwrap(), Err(TokenRejection::Expired));
+    assert_eq!(store.authenticate("gat_0000").await.unwrap(), Err(TokenRejection::Unknown));
+    assert_eq!(store.authenticate("not-a-token").await.unwrap(), Err(TokenRejection::Unknown));
+    assert!(matches!(store.revoke_token(o, &TokenId::generate()).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.create_principal(o, NewPrincipal { kind: PrincipalKind::User, name: "Not An Email".into(), display_name: None, max_scope: Scope::Read }).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.create_principal(o, NewPrincipal { kind: PrincipalKind::Service, name: "ci-bot".into(), display_name: None, max_scope: Scope::Read }).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn deactivation_revokes_tokens(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = &a.org.id;
+    let user = store
+        .create_principal(
+            o,
+            NewPrincipal {
+                kind: PrincipalKind::User,
+                name: "ana@acme.example".into(),
+                display_name: Some("Ana".into()),
+                max_scope: Scope::Write,
+            },
+        )
+        .await
+        .unwrap();
+    let t1 = store.create_token(o, &user.id, &user.id, "laptop", Scope::Write, None).await.unwrap();
+    let t2 = store.create_token(o, &user.id, &user.id, "ci", Scope::Read, None).await.unwrap();
+    assert!(store.authenticate(&t1.secret).await.unwrap().is_ok());
+    let off = store.set_principal_active(o, &user.id, false).await.unwrap();
+    assert!(!off.active);
+    for t in [&t1, &t2] {
+        assert_eq!(store.authenticate(&t.secret).await.unwrap(), Err(TokenRejection::Revoked));
+    }
+    // Reactivation does not resurrect revoked tokens.
+    store.set_principal_active(o, &user.id, true).await.unwrap();
+    assert_eq!(store.authenticate(&t1.secret).await.unwrap(), Err(TokenRejection::Revoked));
+    assert!(store.create_token(o, &user.id, &user.id, "new", Scope::Write, None).await.is_ok());
+}
+
+async fn store_is_ready(store: Store) {
+    store.ready().await.unwrap();
+}
