@@ -167,6 +167,8 @@ pub struct Revision {
     pub parent: Option<String>,
     /// Who pushed it.
     pub author_id: PrincipalId,
+    /// That principal's name (email for users).
+    pub author_name: String,
     /// When it was pushed.
     pub created_at: Timestamp,
     /// AI provenance as reported by the client.

@@ -43,6 +43,7 @@ struct RevisionRow {
     number: i64,
     parent_digest: Option<String>,
     author_id: String,
+    author_name: Option<String>,
     created_at: i64,
     ai_agent: Option<String>,
     ai_model: Option<String>,
@@ -65,6 +66,7 @@ impl RevisionRow {
             number: self.number,
             parent: self.parent_digest,
             author_id: parse_col("revisions.author_id", &self.author_id)?,
+            author_name: self.author_name.unwrap_or_default(),
             created_at: Timestamp::from_millis(self.created_at),
             provenance: Provenance {
                 agent: self.ai_agent,
@@ -81,7 +83,8 @@ impl RevisionRow {
 }
 
 const REVISION_COLUMNS: &str = "app_id, digest, number, parent_digest, author_id, created_at, ai_agent, ai_model, \
-                                ai_prompt_ids, message, file_count, content_bytes, archive_bytes, manifest";
+                                ai_prompt_ids, message, file_count, content_bytes, archive_bytes, manifest, \
+                                (SELECT p.name FROM principals p WHERE p.org_id = revisions.org_id AND p.id = revisions.author_id) AS author_name";
 
 /// Shortest digest prefix accepted as a revision reference.
 pub const MIN_PREFIX: usize = 7;

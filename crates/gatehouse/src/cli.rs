@@ -1,0 +1,280 @@
+//! Command-line syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Gatehouse: governance control plane for AI-built business apps.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control-plane server.
+    Serve(ServerArgs),
+    /// Inspect the server configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Save the server URL and an API token for later commands.
+    Login(LoginArgs),
+    /// Forget the saved credential.
+    Logout,
+    /// Show who the saved credential belongs to.
+    Whoami,
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Folders.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Apps, their history and diffs.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Pack an app folder and push it as a new revision.
+    Push(PushArgs),
+    /// Users and service identities.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Where the server's configuration comes from; flags override `GATEHOUSE_*` variables, which
+/// override the file, which overrides the defaults.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerArgs {
+    /// Configuration file (TOML). Also `GATEHOUSE_CONFIG`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, such as 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Directory of the embedded SQLite database.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…); replaces the embedded SQLite.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration, secrets masked.
+    Show(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server, such as http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// The API token; `-` reads it from standard input (keeps it out of shell history).
+    #[arg(long)]
+    pub token: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Show the current organization.
+    Show,
+    /// List organizations (all of them for operator admins).
+    List,
+    /// Create an organization with its first admin (operator admins).
+    Create {
+        /// Slug, unique across the deployment.
+        name: String,
+        /// Email of the first admin.
+        #[arg(long)]
+        admin_email: String,
+        /// Name for people.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// List folders.
+    List,
+    /// Create a folder; PATH such as /finance/refunds (the parent must exist).
+    Create {
+        /// Full path of the new folder.
+        path: String,
+    },
+    /// Rename a folder.
+    Rename {
+        /// Folder path or id.
+        folder: String,
+        /// New name.
+        name: String,
+    },
+    /// Move a folder under another.
+    Move {
+        /// Folder path or id.
+        folder: String,
+        /// New parent path or id.
+        parent: String,
+    },
+    /// Delete an empty folder.
+    Delete {
+        /// Folder path or id.
+        folder: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List apps.
+    List {
+        /// Only apps directly in this folder.
+        #[arg(long)]
+        folder: Option<String>,
+    },
+    /// Create an app.
+    Create {
+        /// Name (slug); the manifest's [app].name must match it.
+        name: String,
+        /// Folder path or id (default: /).
+        #[arg(long)]
+        folder: Option<String>,
+        /// low, normal or high.
+        #[arg(long)]
+        sensitivity: Option<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show an app.
+    Show {
+        /// App name or id.
+        app: String,
+    },
+    /// Change an app.
+    Update {
+        /// App name or id.
+        app: String,
+        /// Move to this folder.
+        #[arg(long)]
+        folder: Option<String>,
+        /// low, normal or high (lowering needs admin).
+        #[arg(long)]
+        sensitivity: Option<String>,
+        /// active or archived.
+        #[arg(long)]
+        status: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List an app's revisions, newest first.
+    History {
+        /// App name or id.
+        app: String,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Compare two revisions: files, then manifest capabilities.
+    Diff {
+        /// App name or id.
+        app: String,
+        /// Older revision (digest, prefix, number or head).
+        from: String,
+        /// Newer revision.
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The app folder, with gatehouse.toml at its root.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// What changed.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Parent revision (default: the app's latest).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// The AI coding agent that produced the change. Also `GATEHOUSE_AI_AGENT`.
+    #[arg(long, env = "GATEHOUSE_AI_AGENT")]
+    pub ai_agent: Option<String>,
+    /// The model behind it. Also `GATEHOUSE_AI_MODEL`.
+    #[arg(long, env = "GATEHOUSE_AI_MODEL")]
+    pub ai_model: Option<String>,
+    /// A prompt id (repeatable).
+    #[arg(long = "prompt-id")]
+    pub prompt_ids: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// List users and service identities.
+    List,
+    /// Create a user (by email) or a service identity (by slug).
+    Create {
+        /// Email for users, slug for services.
+        name: String,
+        /// user or service.
+        #[arg(long, default_value = "user")]
+        kind: String,
+        /// The most its tokens may carry: read, push, write or admin.
+        #[arg(long, default_value = "read")]
+        max_scope: String,
+        /// Name for people.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Deactivate a principal; its tokens are revoked at once.
+    Deactivate {
+        /// Principal id.
+        id: String,
+    },
+    /// Reactivate a principal (its old tokens stay revoked).
+    Activate {
+        /// Principal id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// List tokens (yours, or all for admins).
+    List,
+    /// Create a token; its secret is printed once.
+    Create {
+        /// A label, such as laptop or github-actions.
+        name: String,
+        /// read, push, write or admin.
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// Lifetime, such as 30d or 12h (default 90d).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Issue for this principal id (admins).
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+}

@@ -1,0 +1,98 @@
+//! The subcommands.
+
+mod app;
+mod folder;
+mod org;
+mod principal;
+mod push;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::client::Client;
+use crate::credentials::{self, Credential};
+use crate::output;
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => crate::serve::serve(args).await,
+        Command::Config(ConfigCommand::Show(args)) => crate::serve::show_config(args, json),
+        Command::Login(args) => login(args, json).await,
+        Command::Logout => {
+            let removed = credentials::remove()?;
+            if json {
+                output::json(&serde_json::json!({ "logged_out": removed }))
+            } else {
+                println!("{}", if removed { "logged out" } else { "was not logged in" });
+                Ok(())
+            }
+        }
+        Command::Whoami => {
+            let client = client()?;
+            let me: Value = client.get("api/v1/whoami").await?;
+            print_whoami(&me, json)
+        }
+        Command::Org(c) => org::run(c, &client()?, json).await,
+        Command::Folder(c) => folder::run(c, &client()?, json).await,
+        Command::App(c) => app::run(c, &client()?, json).await,
+        Command::Push(args) => push::run(args, &client()?, json).await,
+        Command::Principal(c) => principal::run_principal(c, &client()?, json).await,
+        Command::Token(c) => principal::run_token(c, &client()?, json).await,
+    }
+}
+
+fn client() -> Result<Client> {
+    Client::new(&credentials::load()?)
+}
+
+async fn login(args: crate::cli::LoginArgs, json: bool) -> Result<()> {
+    let token = if args.token == "-" {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("cannot read the token from standard input")?;
+        line.trim().to_owned()
+    } else {
+        args.token
+    };
+    let cred = Credential {
+        url: args.url.trim_end_matches('/').to_owned(),
+        token,
+    };
+    // Check the credential before saving it, so a typo is caught now rather than later.
+    let me: Value = Client::new(&cred)?.get("api/v1/whoami").await?;
+    let path = credentials::save(&cred)?;
+    if json {
+        output::json(&me)
+    } else {
+        println!(
+            "logged in to {} as {} ({}, scope {}); credential saved in {}",
+            cred.url,
+            s(&me["principal"], "name"),
+            s(&me["org"], "name"),
+            s(&me, "scope"),
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+fn print_whoami(me: &Value, json: bool) -> Result<()> {
+    if json {
+        return output::json(me);
+    }
+    println!("principal  {} ({}, {})", s(&me["principal"], "name"), s(&me["principal"], "kind"), s(&me["principal"], "id"));
+    println!("org        {} ({})", s(&me["org"], "name"), s(&me["org"], "id"));
+    println!("scope      {}", s(me, "scope"));
+    Ok(())
+}
+
+/// A string field of a JSON object, or `-`.
+pub fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}

@@ -1,0 +1,141 @@
+//! `gatehouse serve` and `gatehouse config show`.
+
+use anyhow::{Context, Result};
+use gatehouse_server::config::{Config, LogFormat, ProcessEnv};
+use gatehouse_server::{AppState, build_router};
+use gatehouse_store::{NewOrg, Store};
+
+use crate::cli::{LogFormatArg, ServerArgs};
+
+/// The effective configuration: defaults, then the file, then `GATEHOUSE_*`, then flags.
+pub fn effective_config(args: &ServerArgs) -> Result<Config> {
+    let file = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("GATEHOUSE_CONFIG").map(Into::into));
+    let mut config = match &file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(&ProcessEnv)?;
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = &args.database_url {
+        config.database_url = Some(v.clone());
+    }
+    if let Some(v) = args.log_format {
+        config.log_format = match v {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens the configured database.
+pub async fn open_store(config: &Config) -> Result<Store> {
+    Ok(match &config.database_url {
+        Some(url) => Store::open_postgres(url, config.database_max_connections).await?,
+        None => Store::open_sqlite(&config.data_dir).await?,
+    })
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(args: ServerArgs) -> Result<()> {
+    let config = effective_config(&args)?;
+    init_tracing(config.log_format);
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let bootstrap = store
+        .bootstrap_if_empty(NewOrg {
+            name: config.bootstrap.org.clone(),
+            display_name: config.bootstrap.org.clone(),
+            admin_email: config.bootstrap.admin_email.clone(),
+            admin_token_ttl: Some(config.bootstrap.token_ttl),
+        })
+        .await
+        .context("bootstrap of the first organization failed")?;
+    if let Some(b) = &bootstrap {
+        tracing::info!(org = %b.org.id, admin = %b.admin.id, "bootstrapped the operator organization");
+        // Printed, not logged: this is the one moment the secret exists outside the database.
+        println!(
+            "\nGatehouse created organization `{}` with admin `{}`.\n\
+             One-time bootstrap token (valid {}, shown only now):\n\n    {}\n\n\
+             Sign in with:\n\n    gatehouse login --url http://{addr} --token {}\n",
+            b.org.name,
+            b.admin.name,
+            humantime::format_duration(config.bootstrap.token_ttl),
+            b.token.secret,
+            b.token.secret,
+        );
+    }
+
+    let engine = match &config.database_url {
+        Some(url) => format!("postgres {}", gatehouse_server::config::mask_url(url)),
+        None => format!("sqlite {}", config.data_dir.display()),
+    };
+    tracing::info!(%addr, database = %engine, "gatehouse listening");
+    println!("gatehouse listening on http://{addr}");
+    let router = build_router(AppState::new(store.clone(), &config));
+    gatehouse_server::serve(listener, router, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Prints the effective configuration with secrets masked.
+pub fn show_config(args: ServerArgs, json: bool) -> Result<()> {
+    let config = effective_config(&args)?;
+    if json {
+        let mut shown = config.clone();
+        shown.database_url = config.database_url.as_deref().map(gatehouse_server::config::mask_url);
+        crate::output::json(&shown)
+    } else {
+        print!("{}", config.to_masked_toml());
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! Server configuration: defaults, then a `gatehouse.toml` file, then `GATEHOUSE_*` environment
+//! variables, then command-line flags (applied by the binary), each overriding the last.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use gatehouse_bundle::Limits;
+
+/// The configuration file format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The effective configuration of `gatehouse serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database lives when no `database_url` is set.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://…`); when set, SQLite is not used. Holds a secret.
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections per process.
+    pub database_max_connections: u32,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    /// Size limits.
+    pub limits: LimitsConfig,
+    /// The first org and admin, created once on an empty database.
+    pub bootstrap: BootstrapConfig,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Request and bundle limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest bundle upload (compressed), in bytes.
+    pub max_bundle_bytes: u64,
+    /// Largest bundle after decompression, in bytes.
+    pub max_unpacked_bytes: u64,
+    /// Most files in a bundle.
+    pub max_bundle_files: usize,
+    /// Largest JSON request body, in bytes.
+    pub max_json_bytes: usize,
+}
+
+/// The one-time bootstrap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapConfig {
+    /// Name (slug) of the operator org.
+    pub org: String,
+    /// Email of its first admin.
+    pub admin_email: String,
+    /// Lifetime of the bootstrap token, such as `24h`.
+    #[serde(with = "humantime_serde_compat")]
+    pub token_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./gatehouse-data"),
+            database_url: None,
+            database_max_connections: 16,
+            log_format: LogFormat::Text,
+            limits: LimitsConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            max_bundle_bytes: l.max_archive_bytes,
+            max_unpacked_bytes: l.max_unpacked_bytes,
+            max_bundle_files: l.max_files,
+            max_json_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            org: "default".to_owned(),
+            admin_email: "admin@gatehouse.local".to_owned(),
+            token_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The bundle limits for unpacking.
+    pub fn bundle(&self) -> Limits {
+        Limits {
+            max_archive_bytes: self.max_bundle_bytes,
+            max_unpacked_bytes: self.max_unpacked_bytes,
+            max_files: self.max_bundle_files,
+        }
+    }
+}
+
+/// A configuration that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The file is not valid.
+    #[error("invalid config file `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// An environment variable has an invalid value.
+    #[error("invalid value for environment variable `{var}`: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What was expected.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where environment variables come from; tests pass a map instead of the process environment.
+pub trait Env {
+    /// The value of `name`, if set.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+/// The environment variables read, in the order applied.
+pub const ENV_VARS: [&str; 11] = [
+    "GATEHOUSE_LISTEN",
+    "GATEHOUSE_DATA_DIR",
+    "GATEHOUSE_DATABASE_URL",
+    "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+    "GATEHOUSE_LOG_FORMAT",
+    "GATEHOUSE_MAX_BUNDLE_BYTES",
+    "GATEHOUSE_MAX_UNPACKED_BYTES",
+    "GATEHOUSE_MAX_BUNDLE_FILES",
+    "GATEHOUSE_MAX_JSON_BYTES",
+    "GATEHOUSE_BOOTSTRAP_ORG",
+    "GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL",
+];
+
+fn parse_env<T: std::str::FromStr>(env: &dyn Env, var: &'static str, what: &str) -> Result<Option<T>, ConfigError> {
+    match env.get(var) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Env {
+            var,
+            message: format!("expected {what}"),
+        }),
+    }
+}
+
+impl Config {
+    /// Reads a configuration file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses configuration text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+            match line {
+                Some(l) => format!("line {l}: {}", e.message().trim()),
+                None => e.message().trim().to_owned(),
+            }
+        })?;
+        if config.version != CONFIG_VERSION {
+            return Err(format!("`version` is {}; this build reads version {CONFIG_VERSION}", config.version));
+        }
+        Ok(config)
+    }
+
+    /// Applies `GATEHOUSE_*` variables from `env`.
+    pub fn apply_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
+        if let Some(v) = parse_env(env, "GATEHOUSE_LISTEN", "an address such as 127.0.0.1:8080")? {
+            self.listen = v;
+        }
+        if let Some(v) = env.get("GATEHOUSE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env.get("GATEHOUSE_DATABASE_URL") {
+            self.database_url = (!v.trim().is_empty()).then_some(v);
+        }
+        if let Some(v) = parse_env(env, "GATEHOUSE_DATABASE_MAX_CONNECTIONS", "a number")? {
+            self.database_max_connections = v;
+        }
+        if let Some(v) = env.get("GATEHOUSE_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "GATEHOUSE_LOG_FORMAT",
+                        message: "expected `text` or `json`".to_owned(),
+                    });
+                }
+            };
+        }
+        if let Some(v) = parse_env(env, "GATEHOUSE_MAX_BUNDLE_BYTES", "a number of bytes")? {
+            self.limits.max_bundle_bytes = v;
+        }
+        if let Some(v) = parse_env(env, "GATEHOUSE_MAX_UNPACKED_BYTES", "a number of bytes")? {
+            self.limits.max_unpacked_bytes = v;
+        }
+        if let Some(v) = parse_env(env, "GATEHOUSE_MAX_BUNDLE_FILES", "a number")? {
+            self.limits.max_bundle_files = v;
+        }
+        if let Some(v) = parse_env(env, "GATEHOUSE_MAX_JSON_BYTES", "a number of bytes")? {
+            self.limits.max_json_bytes = v;
+        }
+        if let Some(v) = env.get("GATEHOUSE_BOOTSTRAP_ORG") {
+            self.bootstrap.org = v;
+        }
+        if let Some(v) = env.get("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL") {
+            self.bootstrap.admin_email = v;
+        }
+        Ok(())
+    }
+
+    /// Checks values the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(
+                    "`database_url` must start with postgres:// (leave it unset for the embedded SQLite)".to_owned(),
+                ));
+            }
+        }
+        if self.limits.max_bundle_bytes == 0 || self.limits.max_unpacked_bytes < self.limits.max_bundle_bytes {
+            return Err(ConfigError::Invalid(
+                "`limits.max_unpacked_bytes` must be at least `limits.max_bundle_bytes`, and both above zero".to_owned(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid("`database_max_connections` must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// This configuration as TOML with secrets masked, for `gatehouse config show`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = self.database_url.as_deref().map(mask_url);
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+}
+
+/// Replaces the password (and any query string, which may carry one) of a URL with `****`.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("****"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("****"));
+            }
+            u.to_string()
+        }
+        Err(_) => "****".to_owned(),
+    }
+}
+
+/// `Duration` as a humantime string (`24h`) in TOML.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration `{s}`: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let mut c = Config::from_toml("version = 1\nlisten = \"0.0.0.0:9000\"\n[limits]\nmax_bundle_bytes = 10\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.max_bundle_bytes, 10);
+        assert_eq!(c.data_dir, PathBuf::from("./gatehouse-data"));
+        let env: HashMap<String, String> = [
+            ("GATEHOUSE_LISTEN".to_owned(), "127.0.0.1:7000".to_owned()),
+            ("GATEHOUSE_MAX_BUNDLE_BYTES".to_owned(), "20".to_owned()),
+        ]
+        .into();
+        c.apply_env(&env).unwrap();
+        assert_eq!((c.listen.port(), c.limits.max_bundle_bytes), (7000, 20));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_versions_are_named() {
+        let e = Config::from_toml("version = 1\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("unknown field `listen_addr`"), "{e}");
+        let e = Config::from_toml("version = 2\n").unwrap_err();
+        assert!(e.contains("version 1"), "{e}");
+    }
+
+    #[test]
+    fn bad_env_values_are_named() {
+        let env: HashMap<String, String> = [("GATEHOUSE_LISTEN".to_owned(), "nowhere".to_owned())].into();
+        let e = Config::default().apply_env(&env).unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_LISTEN"), "{e}");
+    }
+
+    #[test]
+    fn masked_output_hides_the_database_password() {
+        let c = Config {
+            database_url: Some("postgres://gh:canary-s3cret@db.internal:5432/gh?sslpassword=canary-2".to_owned()),
+            ..Config::default()
+        };
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("postgres://gh:****@db.internal:5432/gh"), "{shown}");
+        assert_eq!(mask_url("not a url with canary"), "****");
+    }
+
+    #[test]
+    fn validation_catches_bad_urls() {
+        let c = Config {
+            database_url: Some("mysql://x".to_owned()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        Config::default().validate().unwrap();
+    }
+}

@@ -1,0 +1,173 @@
+//! The API's error contract: every failure becomes an RFC 9457 problem+json document with a
+//! stable `type`, here and nowhere else.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_bundle::{BundleError, ManifestError};
+use gatehouse_store::{StoreError, TokenRejection};
+use serde::Serialize;
+
+/// Base of every problem `type` URI; the last segment is the stable code.
+pub const PROBLEM_BASE: &str = "https://gatehouse.dev/problems/";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong this time, for a person.
+    pub detail: String,
+    /// For invalid manifests: where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<ManifestError>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad query, path or header).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is not valid JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The body is JSON but not of the expected shape, or breaks a rule.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The body's media type is not accepted.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// No valid credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The credential is valid but does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing there (or not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Clashes with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The uploaded bundle was refused.
+    #[error("{0}")]
+    InvalidBundle(String),
+    /// The bundle's manifest was refused.
+    #[error("{0}")]
+    InvalidManifest(ManifestError),
+    /// The database is unreachable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug; details are logged, never sent.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON"),
+            Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
+            UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type"),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "Invalid bundle"),
+            InvalidManifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// The stable problem code, such as `not-found`.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let location = match &self {
+            ApiError::InvalidManifest(loc) => Some(loc.clone()),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("{PROBLEM_BASE}{code}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            location,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gatehouse\""));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::Unprocessable(m),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::Unavailable
+            }
+            e => {
+                tracing::error!(error = %e, "store error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<BundleError> for ApiError {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::Manifest(m) => ApiError::InvalidManifest(m),
+            BundleError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+            other => ApiError::InvalidBundle(other.to_string()),
+        }
+    }
+}
+
+impl From<TokenRejection> for ApiError {
+    fn from(r: TokenRejection) -> Self {
+        ApiError::Unauthenticated(
+            match r {
+                TokenRejection::Unknown => "the bearer token is not valid",
+                TokenRejection::Expired => "the bearer token has expired",
+                TokenRejection::Revoked => "the bearer token has been revoked",
+                TokenRejection::Inactive => "the token's principal is deactivated",
+            }
+            .to_owned(),
+        )
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

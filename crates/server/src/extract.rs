@@ -1,0 +1,172 @@
+//! Extractors that reject with our problem documents, and the authenticated principal.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use gatehouse_core::{Principal, Scope};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON body; malformed or mis-shaped bodies get a problem naming what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let text = r.body_text();
+    match r {
+        JsonRejection::JsonDataError(_) => ApiError::Unprocessable(strip_axum_prefix(&text)),
+        JsonRejection::JsonSyntaxError(_) => ApiError::InvalidJson(strip_axum_prefix(&text)),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".to_owned())
+        }
+        JsonRejection::BytesRejection(b) => bytes_rejection(b),
+        _ => ApiError::BadRequest(text),
+    }
+}
+
+pub(crate) fn bytes_rejection(b: BytesRejection) -> ApiError {
+    if b.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge("the request body is larger than this endpoint accepts".to_owned())
+    } else {
+        ApiError::BadRequest("the request body could not be read".to_owned())
+    }
+}
+
+/// axum prefixes serde's message with a sentence of its own; keep serde's precise part.
+fn strip_axum_prefix(text: &str) -> String {
+    for prefix in [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return format!("invalid request body: {rest}");
+        }
+    }
+    text.to_owned()
+}
+
+/// Query parameters, rejected with a problem naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| {
+                let text = r.body_text();
+                ApiError::BadRequest(
+                    text.strip_prefix("Failed to deserialize query string: ")
+                        .map(|rest| format!("invalid query string: {rest}"))
+                        .unwrap_or(text),
+                )
+            })
+    }
+}
+
+/// Path parameters, rejected with a problem naming the parameter.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    axum::extract::Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r| ApiError::NotFound(format!("invalid path parameter: {}", r.body_text())))
+    }
+}
+
+/// A scope a route demands, as a type, so the demand is visible in the handler's signature.
+pub trait Need: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+macro_rules! need {
+    ($($name:ident => $scope:ident),*) => {$(
+        #[doc = concat!("Demands the `", stringify!($scope), "` scope.")]
+        pub struct $name;
+        impl Need for $name {
+            const SCOPE: Scope = Scope::$scope;
+        }
+    )*};
+}
+
+need!(Read => Read, Push => Push, Write => Write, Admin => Admin);
+
+/// The authenticated caller, holding at least scope `N`. A handler that takes `Auth<N>` cannot
+/// run for an anonymous caller or one without `N`; both are refused before the path or body is
+/// even parsed. Further, conditional demands use [`Auth::require`].
+pub struct Auth<N: Need>(Principal, std::marker::PhantomData<N>);
+
+impl<N: Need> Auth<N> {
+    /// The caller.
+    pub fn principal(&self) -> &Principal {
+        &self.0
+    }
+
+    /// Refuses with 403 unless the caller's token grants `needed`.
+    pub fn require(&self, needed: Scope) -> Result<&Principal, ApiError> {
+        if self.0.has(needed) {
+            Ok(&self.0)
+        } else {
+            tracing::info!(principal = %self.0.id, scope = %self.0.scope, needed = %needed, "denied");
+            Err(ApiError::Forbidden(format!(
+                "this requires the `{needed}` scope; the token has `{}`",
+                self.0.scope
+            )))
+        }
+    }
+}
+
+impl<N: Need> FromRequestParts<AppState> for Auth<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated("send `Authorization: Bearer <token>`".to_owned()))?;
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".to_owned()))?;
+        let (scheme, secret) = value
+            .split_once(' ')
+            .ok_or_else(|| ApiError::Unauthenticated("expected `Authorization: Bearer <token>`".to_owned()))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthenticated("only the Bearer scheme is accepted".to_owned()));
+        }
+        let principal = state.store.authenticate(secret.trim()).await??;
+        let auth = Auth(principal, std::marker::PhantomData);
+        auth.require(N::SCOPE)?;
+        Ok(auth)
+    }
+}

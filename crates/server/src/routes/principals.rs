@@ -1,0 +1,212 @@
+//! Principals (users, service identities) and API tokens.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatehouse_core::{ApiToken, NewToken, PrincipalId, PrincipalKind, PrincipalRecord, Scope, TokenId};
+use gatehouse_store::NewPrincipal;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, Read, ApiJson, ApiPath, ApiQuery, Auth};
+
+/// Tokens live this long unless asked otherwise.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+/// No token lives longer: long-lived static credentials are what Gatehouse exists to remove.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_principals, create_principal))
+        .routes(routes!(get_principal, update_principal))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+}
+
+/// List the org's users and service identities.
+#[utoipa::path(get, path = "/api/v1/principals", tag = "principals",
+    responses((status = 200, body = Vec<PrincipalRecord>), (status = 401, body = crate::Problem)))]
+async fn list_principals(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<PrincipalRecord>>> {
+    let p = auth.principal();
+    Ok(Json(state.store.list_principals(&p.org_id).await?))
+}
+
+/// A request to create a principal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipal {
+    /// `user` or `service`.
+    pub kind: PrincipalKind,
+    /// A lowercase email for users, a slug for services.
+    pub name: String,
+    /// Name for people.
+    pub display_name: Option<String>,
+    /// The most this principal's tokens may carry (default `read`).
+    pub max_scope: Option<Scope>,
+}
+
+/// Create a user or service identity (admin).
+#[utoipa::path(post, path = "/api/v1/principals", tag = "principals", request_body = CreatePrincipal,
+    responses((status = 201, body = PrincipalRecord), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn create_principal(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(req): ApiJson<CreatePrincipal>,
+) -> ApiResult<(StatusCode, Json<PrincipalRecord>)> {
+    let p = auth.principal();
+    let record = state
+        .store
+        .create_principal(
+            &p.org_id,
+            NewPrincipal {
+                kind: req.kind,
+                name: req.name,
+                display_name: req.display_name,
+                max_scope: req.max_scope.unwrap_or(Scope::Read),
+            },
+        )
+        .await?;
+    tracing::info!(principal = %record.id, by = %p.id, "principal created");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Show a principal.
+#[utoipa::path(get, path = "/api/v1/principals/{id}", tag = "principals", params(("id" = PrincipalId, Path)),
+    responses((status = 200, body = PrincipalRecord), (status = 404, body = crate::Problem)))]
+async fn get_principal(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiPath(id): ApiPath<PrincipalId>,
+) -> ApiResult<Json<PrincipalRecord>> {
+    let p = auth.principal();
+    Ok(Json(state.store.get_principal(&p.org_id, &id).await?))
+}
+
+/// A change to a principal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePrincipal {
+    /// `false` deactivates the principal and revokes all its tokens at once.
+    pub active: bool,
+}
+
+/// Deactivate or reactivate a principal (admin). Deactivation revokes its tokens.
+#[utoipa::path(patch, path = "/api/v1/principals/{id}", tag = "principals", params(("id" = PrincipalId, Path)),
+    request_body = UpdatePrincipal,
+    responses((status = 200, body = PrincipalRecord), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn update_principal(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<PrincipalId>,
+    ApiJson(req): ApiJson<UpdatePrincipal>,
+) -> ApiResult<Json<PrincipalRecord>> {
+    let p = auth.principal();
+    if id == p.id && !req.active {
+        return Err(ApiError::Unprocessable("you cannot deactivate yourself".to_owned()));
+    }
+    let record = state.store.set_principal_active(&p.org_id, &id, req.active).await?;
+    tracing::info!(principal = %id, active = req.active, by = %p.id, "principal updated");
+    Ok(Json(record))
+}
+
+/// Filters for listing tokens.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFilter {
+    /// Only this principal's tokens (admins only for other principals).
+    pub principal_id: Option<PrincipalId>,
+}
+
+/// List token metadata (never secrets): the caller's own, or any principal's for admins.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TokenFilter),
+    responses((status = 200, body = Vec<ApiToken>), (status = 403, body = crate::Problem)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(filter): ApiQuery<TokenFilter>,
+) -> ApiResult<Json<Vec<ApiToken>>> {
+    let p = auth.principal();
+    let principal = match filter.principal_id {
+        Some(other) if other != p.id => {
+            auth.require(Scope::Admin)?;
+            Some(other)
+        }
+        Some(own) => Some(own),
+        None if p.has(Scope::Admin) => None,
+        None => Some(p.id.clone()),
+    };
+    Ok(Json(state.store.list_tokens(&p.org_id, principal.as_ref()).await?))
+}
+
+/// A request for a token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label, such as `laptop` or `github-actions`.
+    pub name: String,
+    /// What it may do; at most the caller's own scope.
+    pub scope: Scope,
+    /// Lifetime in seconds (default 90 days, at most 366 days).
+    pub ttl_seconds: Option<u64>,
+    /// Issue for another principal (admins only); the caller by default.
+    pub principal_id: Option<PrincipalId>,
+}
+
+/// Create an API token. The secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = NewToken), (status = 403, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
+    let p = auth.principal();
+    let owner = req.principal_id.unwrap_or_else(|| p.id.clone());
+    if owner != p.id {
+        auth.require(Scope::Admin)?;
+    } else if !p.scope.grants(req.scope) {
+        // A token can never mint a stronger one.
+        return Err(ApiError::Forbidden(format!(
+            "a `{}` token cannot create a `{}` token",
+            p.scope, req.scope
+        )));
+    }
+    let ttl = match req.ttl_seconds {
+        None => DEFAULT_TOKEN_TTL,
+        Some(0) => return Err(ApiError::Unprocessable("`ttl_seconds` must be at least 1".to_owned())),
+        Some(s) => Duration::from_secs(s),
+    };
+    if ttl > MAX_TOKEN_TTL {
+        return Err(ApiError::Unprocessable(format!(
+            "`ttl_seconds` must be at most {} (366 days)",
+            MAX_TOKEN_TTL.as_secs()
+        )));
+    }
+    let token = state.store.create_token(&p.org_id, &owner, &p.id, &req.name, req.scope, Some(ttl)).await?;
+    tracing::info!(token = %token.token.id, principal = %owner, by = %p.id, "token created");
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+/// Revoke a token: one's own, or any in the org for admins.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = TokenId, Path)),
+    responses((status = 200, body = ApiToken), (status = 404, body = crate::Problem)))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiPath(id): ApiPath<TokenId>,
+) -> ApiResult<Json<ApiToken>> {
+    let p = auth.principal();
+    let token = state.store.get_token(&p.org_id, &id).await?;
+    if token.principal_id != p.id {
+        auth.require(Scope::Admin)?;
+    }
+    let revoked = state.store.revoke_token(&p.org_id, &id).await?;
+    tracing::info!(token = %id, by = %p.id, "token revoked");
+    Ok(Json(revoked))
+}
