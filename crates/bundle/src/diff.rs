@@ -72,20 +72,12 @@ impl Capability {
     pub fn of(manifest: &Manifest) -> BTreeSet<Capability> {
         let mut caps = BTreeSet::new();
         for int in &manifest.integrations {
-            caps.insert(Capability::Integration {
-                integration: int.name.clone(),
-            });
+            caps.insert(Capability::Integration { integration: int.name.clone() });
             for scope in &int.scopes {
-                caps.insert(Capability::Scope {
-                    integration: int.name.clone(),
-                    scope: scope.clone(),
-                });
+                caps.insert(Capability::Scope { integration: int.name.clone(), scope: scope.clone() });
             }
             if let Some(ds) = &int.data_scope {
-                caps.insert(Capability::DataScope {
-                    integration: int.name.clone(),
-                    data_scope: ds.clone(),
-                });
+                caps.insert(Capability::DataScope { integration: int.name.clone(), data_scope: ds.clone() });
             }
         }
         for host in &manifest.egress.allow {
@@ -165,12 +157,7 @@ pub fn files(from: &Tree, to: &Tree) -> Vec<FileDiff> {
                 )
             }
         };
-        out.push(FileDiff {
-            path: path.to_owned(),
-            change,
-            unified,
-            binary,
-        });
+        out.push(FileDiff { path: path.to_owned(), change, unified, binary });
     }
     out
 }
@@ -195,10 +182,7 @@ fn describe(a: Option<&Node>, b: Option<&Node>) -> String {
 
 /// Compares two revisions: files and capabilities.
 pub fn revisions(from: (&Tree, &Manifest), to: (&Tree, &Manifest)) -> RevisionDiff {
-    RevisionDiff {
-        files: files(from.0, to.0),
-        capabilities: CapabilityDiff::between(from.1, to.1),
-    }
+    RevisionDiff { files: files(from.0, to.0), capabilities: CapabilityDiff::between(from.1, to.1) }
 }
 
 #[cfg(test)]
@@ -206,16 +190,14 @@ mod tests {
     use super::*;
 
     fn manifest(extra: &str) -> Manifest {
-        Manifest::parse(
-            &format!("[app]\nname = \"a\"\nruntime = \"node20\"\nentry = \"s.js\"\n{extra}"),
-            None,
-        )
-        .unwrap()
+        Manifest::parse(&format!("[app]\nname = \"a\"\nruntime = \"node20\"\nentry = \"s.js\"\n{extra}"), None).unwrap()
     }
 
     #[test]
     fn capability_diff_names_added_and_removed_grants() {
-        let old = manifest("[[integrations]]\nname = \"crm\"\nscopes = [\"GET /a\"]\n[egress]\nallow = [\"x.example.com\"]\n");
+        let old = manifest(
+            "[[integrations]]\nname = \"crm\"\nscopes = [\"GET /a\"]\n[egress]\nallow = [\"x.example.com\"]\n",
+        );
         let new = manifest(
             "sensitivity = \"high\"\n[[integrations]]\nname = \"crm\"\nscopes = [\"GET /a\", \"POST /b\"]\n[[integrations]]\nname = \"db\"\ndata_scope = \"ro\"\n",
         );

@@ -38,10 +38,6 @@ impl Bundle {
     pub fn from_tree(tree: Tree) -> Result<Self, BundleError> {
         let manifest = Manifest::from_tree(&tree)?;
         let digest = tree.digest();
-        Ok(Self {
-            tree,
-            manifest,
-            digest,
-        })
+        Ok(Self { tree, manifest, digest })
     }
 }

@@ -192,12 +192,7 @@ impl Locator<'_> {
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
         let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-        ManifestError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ManifestError { file: self.file.to_owned(), line, column, message: message.into() }
     }
 }
 
@@ -213,10 +208,7 @@ impl Manifest {
         let bytes = tree.file(MANIFEST_FILE).ok_or_else(missing)?;
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let prefix = &bytes[..e.valid_up_to()];
-            let loc = Locator {
-                file: MANIFEST_FILE,
-                text: std::str::from_utf8(prefix).unwrap_or(""),
-            };
+            let loc = Locator { file: MANIFEST_FILE, text: std::str::from_utf8(prefix).unwrap_or("") };
             loc.at(prefix.len()..prefix.len(), "the file is not valid UTF-8")
         })?;
         Self::parse(text, Some(tree))
@@ -224,10 +216,7 @@ impl Manifest {
 
     /// Parses manifest text; with a tree, also checks that referenced files exist.
     pub fn parse(text: &str, tree: Option<&Tree>) -> Result<Self, ManifestError> {
-        let loc = Locator {
-            file: MANIFEST_FILE,
-            text,
-        };
+        let loc = Locator { file: MANIFEST_FILE, text };
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_owned();
             loc.at(e.span().unwrap_or(0..0), message)
@@ -240,32 +229,22 @@ impl Manifest {
         let runtime = Runtime::parse(raw_app.runtime.get_ref()).ok_or_else(|| {
             loc.at(
                 raw_app.runtime.span(),
-                format!(
-                    "unknown runtime `{}`: expected {}",
-                    raw_app.runtime.get_ref(),
-                    Runtime::NAMES
-                ),
+                format!("unknown runtime `{}`: expected {}", raw_app.runtime.get_ref(), Runtime::NAMES),
             )
         })?;
 
         let entry = check_relative_path(raw_app.entry.get_ref())
             .map_err(|reason| loc.at(raw_app.entry.span(), format!("`entry` {reason}")))?;
-        if let Some(tree) = tree {
-            if !matches!(tree.get(&entry), Some(Node::File { .. })) {
-                return Err(loc.at(
-                    raw_app.entry.span(),
-                    format!("entry file `{entry}` is not in the bundle"),
-                ));
-            }
+        if let Some(tree) = tree
+            && !matches!(tree.get(&entry), Some(Node::File { .. }))
+        {
+            return Err(loc.at(raw_app.entry.span(), format!("entry file `{entry}` is not in the bundle")));
         }
 
         let sensitivity = match &raw_app.sensitivity {
             None => Sensitivity::default(),
             Some(s) => s.get_ref().parse().map_err(|_| {
-                loc.at(
-                    s.span(),
-                    format!("unknown sensitivity `{}`: expected low, normal or high", s.get_ref()),
-                )
+                loc.at(s.span(), format!("unknown sensitivity `{}`: expected low, normal or high", s.get_ref()))
             })?,
         };
 
@@ -278,16 +257,12 @@ impl Manifest {
             gatehouse_core::validate_slug("integration", iname)
                 .map_err(|e| loc.at(raw_int.name.span(), e.to_string()))?;
             if !names.insert(iname.clone()) {
-                return Err(loc.at(
-                    raw_int.name.span(),
-                    format!("integration `{iname}` is declared twice"),
-                ));
+                return Err(loc.at(raw_int.name.span(), format!("integration `{iname}` is declared twice")));
             }
             let mut scopes = Vec::new();
             for scope in &raw_int.scopes {
-                let normalized = check_scope(scope.get_ref()).map_err(|reason| {
-                    loc.at(scope.span(), format!("invalid scope `{}`: {reason}", scope.get_ref()))
-                })?;
+                let normalized = check_scope(scope.get_ref())
+                    .map_err(|reason| loc.at(scope.span(), format!("invalid scope `{}`: {reason}", scope.get_ref())))?;
                 if scopes.contains(&normalized) {
                     return Err(loc.at(scope.span(), format!("scope `{normalized}` is listed twice")));
                 }
@@ -305,14 +280,12 @@ impl Manifest {
             if scopes.is_empty() && data_scope.is_none() {
                 return Err(loc.at(
                     span,
-                    format!("integration `{iname}` declares neither `scopes` nor `data_scope`, so it would grant nothing"),
+                    format!(
+                        "integration `{iname}` declares neither `scopes` nor `data_scope`, so it would grant nothing"
+                    ),
                 ));
             }
-            integrations.push(Integration {
-                name: iname.clone(),
-                scopes,
-                data_scope,
-            });
+            integrations.push(Integration { name: iname.clone(), scopes, data_scope });
         }
 
         let mut allow = Vec::new();
@@ -343,13 +316,7 @@ impl Manifest {
         };
 
         Ok(Manifest {
-            app: AppSection {
-                name: name.clone(),
-                runtime,
-                entry,
-                sensitivity,
-                description: raw_app.description,
-            },
+            app: AppSection { name: name.clone(), runtime, entry, sensitivity, description: raw_app.description },
             integrations,
             egress: Egress { allow },
             migrations,
@@ -396,7 +363,9 @@ fn migration_steps(tree: &Tree, dir: &str) -> Result<Vec<MigrationStep>, StepErr
                     file: path.to_owned(),
                     line: 1,
                     column: 1,
-                    message: "the first line of an up migration must be `-- gatehouse: expand` or `-- gatehouse: contract`".to_owned(),
+                    message:
+                        "the first line of an up migration must be `-- gatehouse: expand` or `-- gatehouse: contract`"
+                            .to_owned(),
                 })
             })?;
             if ups.insert(version, (name.to_owned(), kind, path.to_owned())).is_some() {
@@ -455,7 +424,7 @@ fn check_relative_path(p: &str) -> Result<String, &'static str> {
         return Err("must be a relative path inside the bundle");
     }
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    if parts.iter().any(|s| *s == "..") {
+    if parts.contains(&"..") {
         return Err("must not contain `..`");
     }
     if parts.is_empty() {
@@ -467,9 +436,8 @@ fn check_relative_path(p: &str) -> Result<String, &'static str> {
 const METHODS: [&str; 8] = ["*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 fn check_scope(s: &str) -> Result<String, &'static str> {
-    let (method, path) = s
-        .split_once(' ')
-        .ok_or("expected `METHOD /path`, for example `GET /services/data/*/query`")?;
+    let (method, path) =
+        s.split_once(' ').ok_or("expected `METHOD /path`, for example `GET /services/data/*/query`")?;
     let method = method.to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
         return Err("the method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or *");

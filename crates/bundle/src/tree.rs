@@ -22,11 +22,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_archive_bytes: 50 * 1024 * 1024,
-            max_unpacked_bytes: 256 * 1024 * 1024,
-            max_files: 20_000,
-        }
+        Self { max_archive_bytes: 50 * 1024 * 1024, max_unpacked_bytes: 256 * 1024 * 1024, max_files: 20_000 }
     }
 }
 
@@ -94,10 +90,7 @@ impl Tree {
     /// Paths of entries directly or indirectly under directory `dir`.
     pub fn paths_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + 'a {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        self.entries
-            .range(prefix.clone()..)
-            .take_while(move |(p, _)| p.starts_with(&prefix))
-            .map(|(p, _)| p.as_str())
+        self.entries.range(prefix.clone()..).take_while(move |(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.as_str())
     }
 
     /// Number of entries.
@@ -144,10 +137,7 @@ impl Tree {
                 match self.entries.get(parent) {
                     Some(Node::File { .. }) => return Err(BundleError::Duplicate(parent.to_owned())),
                     Some(Node::Symlink { .. }) => {
-                        return Err(BundleError::BadPath {
-                            path: path.clone(),
-                            reason: "it lies under a symlink",
-                        });
+                        return Err(BundleError::BadPath { path: path.clone(), reason: "it lies under a symlink" });
                     }
                     None => {}
                 }
@@ -242,9 +232,7 @@ impl Tree {
                     path: rel.clone(),
                     reason: "its link target is not valid UTF-8",
                 })?;
-                Node::Symlink {
-                    target: target.to_owned(),
-                }
+                Node::Symlink { target: target.to_owned() }
             } else if file_type.is_file() {
                 let meta = entry.metadata().map_err(|e| io_err(path, &e))?;
                 total += meta.len();
@@ -255,15 +243,9 @@ impl Tree {
                     )));
                 }
                 let data = std::fs::read(path).map_err(|e| io_err(path, &e))?;
-                Node::File {
-                    data,
-                    executable: is_executable(&meta),
-                }
+                Node::File { data, executable: is_executable(&meta) }
             } else {
-                return Err(BundleError::ForbiddenEntry {
-                    path: rel,
-                    kind: "special file",
-                });
+                return Err(BundleError::ForbiddenEntry { path: rel, kind: "special file" });
             };
             tree.insert(&rel, node)?;
             if tree.len() > limits.max_files {
@@ -289,10 +271,7 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
 /// Turns an archive path into the canonical relative form, refusing anything that could
 /// escape the bundle or be read differently on another system.
 fn normalize_path(raw: &str) -> Result<String, BundleError> {
-    let bad = |reason| BundleError::BadPath {
-        path: raw.chars().take(200).collect(),
-        reason,
-    };
+    let bad = |reason| BundleError::BadPath { path: raw.chars().take(200).collect(), reason };
     if raw.len() > MAX_PATH_LEN {
         return Err(bad("the path is longer than 1024 bytes"));
     }
@@ -322,9 +301,7 @@ fn normalize_path(raw: &str) -> Result<String, BundleError> {
 
 /// A symlink may only point, lexically, at a place inside the bundle.
 fn check_symlink(path: &str, target: &str) -> Result<(), BundleError> {
-    let escape = || BundleError::SymlinkEscape {
-        path: path.to_owned(),
-    };
+    let escape = || BundleError::SymlinkEscape { path: path.to_owned() };
     if target.is_empty() || target.starts_with('/') || target.contains('\\') || target.len() > MAX_PATH_LEN {
         return Err(escape());
     }
@@ -389,18 +366,11 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
     } else {
         Box::new(archive)
     };
-    let reader = LimitedReader {
-        inner: source,
-        read: 0,
-        limit: limits.max_unpacked_bytes,
-    };
+    let reader = LimitedReader { inner: source, read: 0, limit: limits.max_unpacked_bytes };
     let mut ar = tar::Archive::new(reader);
     let map_io = |e: io::Error| {
         if e.get_ref().is_some_and(|inner| inner.is::<UnpackedTooLarge>()) {
-            BundleError::TooLarge(format!(
-                "it unpacks to more than {} bytes",
-                limits.max_unpacked_bytes
-            ))
+            BundleError::TooLarge(format!("it unpacks to more than {} bytes", limits.max_unpacked_bytes))
         } else {
             BundleError::Corrupt(e.to_string())
         }
@@ -439,16 +409,11 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
                 let mut data = Vec::with_capacity(size.min(16 * 1024 * 1024) as usize);
                 entry.read_to_end(&mut data).map_err(map_io)?;
                 let mode = entry.header().mode().unwrap_or(0o644);
-                Node::File {
-                    data,
-                    executable: mode & 0o111 != 0,
-                }
+                Node::File { data, executable: mode & 0o111 != 0 }
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
+                let target =
+                    entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
                 Node::Symlink { target }
             }
             tar::EntryType::Link => return Err(forbidden(&path, "hard link")),
@@ -466,10 +431,7 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
 }
 
 fn forbidden(path: &str, kind: &'static str) -> BundleError {
-    BundleError::ForbiddenEntry {
-        path: path.chars().take(200).collect(),
-        kind,
-    }
+    BundleError::ForbiddenEntry { path: path.chars().take(200).collect(), kind }
 }
 
 #[cfg(test)]

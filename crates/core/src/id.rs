@@ -134,7 +134,9 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in ["", "app_", "app_xyz", "app_0192f5c3a1b27d3e9c4b5a6f7e8d9c0", "APP_0192f5c3a1b27d3e9c4b5a6f7e8d9c0b"] {
+        for bad in
+            ["", "app_", "app_xyz", "app_0192f5c3a1b27d3e9c4b5a6f7e8d9c0", "APP_0192f5c3a1b27d3e9c4b5a6f7e8d9c0b"]
+        {
             assert!(bad.parse::<AppId>().is_err(), "{bad} accepted");
         }
     }

@@ -8,8 +8,8 @@ pub mod name;
 pub mod principal;
 pub mod time;
 
-pub use model::{ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision};
 pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, TokenId};
+pub use model::{ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision};
 pub use name::{NameError, validate_slug};
 pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};
 pub use time::Timestamp;

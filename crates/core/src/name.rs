@@ -19,11 +19,7 @@ pub const MAX_NAME_LEN: usize = 63;
 /// Checks that `value` is a slug: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter
 /// and not ending with `-`.
 pub fn validate_slug(what: &'static str, value: &str) -> Result<(), NameError> {
-    let err = |reason| NameError {
-        what,
-        value: value.chars().take(80).collect(),
-        reason,
-    };
+    let err = |reason| NameError { what, value: value.chars().take(80).collect(), reason };
     if value.is_empty() {
         return Err(err("it must not be empty"));
     }
@@ -33,10 +29,7 @@ pub fn validate_slug(what: &'static str, value: &str) -> Result<(), NameError> {
     if !value.bytes().next().is_some_and(|b| b.is_ascii_lowercase()) {
         return Err(err("it must start with a lowercase letter"));
     }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err(err("only lowercase letters, digits and `-` are allowed"));
     }
     if value.ends_with('-') {

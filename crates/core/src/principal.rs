@@ -129,9 +129,7 @@ impl FromStr for Sensitivity {
             "low" => Ok(Self::Low),
             "normal" => Ok(Self::Normal),
             "high" => Ok(Self::High),
-            other => Err(ScopeError(format!(
-                "unknown sensitivity `{other}` (expected low, normal or high)"
-            ))),
+            other => Err(ScopeError(format!("unknown sensitivity `{other}` (expected low, normal or high)"))),
         }
     }
 }

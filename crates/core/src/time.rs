@@ -10,10 +10,7 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         Self(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 
@@ -51,10 +48,7 @@ impl std::str::FromStr for Timestamp {
     type Err = TimestampError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = humantime::parse_rfc3339(s).map_err(|_| TimestampError(s.chars().take(64).collect()))?;
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| TimestampError(s.chars().take(64).collect()))?
-            .as_millis();
+        let ms = t.duration_since(UNIX_EPOCH).map_err(|_| TimestampError(s.chars().take(64).collect()))?.as_millis();
         Ok(Self(i64::try_from(ms).map_err(|_| TimestampError(s.chars().take(64).collect()))?))
     }
 }
@@ -86,9 +80,7 @@ impl utoipa::PartialSchema for Timestamp {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::DateTime,
-            )))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
             .into()
     }
 }

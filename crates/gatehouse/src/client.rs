@@ -29,11 +29,7 @@ impl Client {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Self {
-            http,
-            base,
-            token: cred.token.clone(),
-        })
+        Ok(Self { http, base, token: cred.token.clone() })
     }
 
     /// A request to `path` (relative to the server root, such as `api/v1/apps`).
@@ -51,7 +47,13 @@ impl Client {
     /// Sends `req`, returning the response if it succeeded.
     pub async fn execute(&self, req: RequestBuilder) -> Result<Response> {
         let res = req.send().await.map_err(|e| {
-            let what = if e.is_connect() { "cannot connect to" } else if e.is_timeout() { "timed out talking to" } else { "request failed to" };
+            let what = if e.is_connect() {
+                "cannot connect to"
+            } else if e.is_timeout() {
+                "timed out talking to"
+            } else {
+                "request failed to"
+            };
             anyhow!("{what} {}: {}", self.base, root_cause(&e))
         })?;
         if res.status().is_success() {
@@ -95,11 +97,7 @@ async fn problem(res: Response) -> anyhow::Error {
         StatusCode::UNAUTHORIZED => " (log in again with `gatehouse login`)",
         _ => "",
     };
-    if detail.is_empty() {
-        anyhow!("server answered {status}{hint}")
-    } else {
-        anyhow!("{detail}{hint}")
-    }
+    if detail.is_empty() { anyhow!("server answered {status}{hint}") } else { anyhow!("{detail}{hint}") }
 }
 
 /// Percent-encodes one path segment (app names are slugs, but references may not be).

@@ -56,10 +56,7 @@ async fn login(args: crate::cli::LoginArgs, json: bool) -> Result<()> {
     } else {
         args.token
     };
-    let cred = Credential {
-        url: args.url.trim_end_matches('/').to_owned(),
-        token,
-    };
+    let cred = Credential { url: args.url.trim_end_matches('/').to_owned(), token };
     // Check the credential before saving it, so a typo is caught now rather than later.
     let me: Value = Client::new(&cred)?.get("api/v1/whoami").await?;
     let path = credentials::save(&cred)?;
@@ -82,7 +79,12 @@ fn print_whoami(me: &Value, json: bool) -> Result<()> {
     if json {
         return output::json(me);
     }
-    println!("principal  {} ({}, {})", s(&me["principal"], "name"), s(&me["principal"], "kind"), s(&me["principal"], "id"));
+    println!(
+        "principal  {} ({}, {})",
+        s(&me["principal"], "name"),
+        s(&me["principal"], "kind"),
+        s(&me["principal"], "id")
+    );
     println!("org        {} ({})", s(&me["org"], "name"), s(&me["org"], "id"));
     println!("scope      {}", s(me, "scope"));
     Ok(())

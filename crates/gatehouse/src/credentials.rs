@@ -27,9 +27,7 @@ pub fn dir() -> Result<PathBuf> {
     if let Ok(d) = std::env::var("GATEHOUSE_CONFIG_DIR") {
         return Ok(PathBuf::from(d));
     }
-    Ok(dirs::config_dir()
-        .context("cannot find a configuration directory; set GATEHOUSE_CONFIG_DIR")?
-        .join("gatehouse"))
+    Ok(dirs::config_dir().context("cannot find a configuration directory; set GATEHOUSE_CONFIG_DIR")?.join("gatehouse"))
 }
 
 fn file() -> Result<PathBuf> {

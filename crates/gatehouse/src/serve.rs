@@ -9,10 +9,7 @@ use crate::cli::{LogFormatArg, ServerArgs};
 
 /// The effective configuration: defaults, then the file, then `GATEHOUSE_*`, then flags.
 pub fn effective_config(args: &ServerArgs) -> Result<Config> {
-    let file = args
-        .config
-        .clone()
-        .or_else(|| std::env::var_os("GATEHOUSE_CONFIG").map(Into::into));
+    let file = args.config.clone().or_else(|| std::env::var_os("GATEHOUSE_CONFIG").map(Into::into));
     let mut config = match &file {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),

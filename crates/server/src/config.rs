@@ -190,30 +190,26 @@ pub const ENV_VARS: [&str; 11] = [
 fn parse_env<T: std::str::FromStr>(env: &dyn Env, var: &'static str, what: &str) -> Result<Option<T>, ConfigError> {
     match env.get(var) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Env {
-            var,
-            message: format!("expected {what}"),
-        }),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| ConfigError::Env { var, message: format!("expected {what}") })
+        }
     }
 }
 
 impl Config {
     /// Reads a configuration file over the defaults.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
-            path: path.display().to_string(),
-            message,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })
     }
 
     /// Parses configuration text over the defaults.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
             match line {
                 Some(l) => format!("line {l}: {}", e.message().trim()),
                 None => e.message().trim().to_owned(),
@@ -274,16 +270,17 @@ impl Config {
 
     /// Checks values the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError::Invalid(
-                    "`database_url` must start with postgres:// (leave it unset for the embedded SQLite)".to_owned(),
-                ));
-            }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "`database_url` must start with postgres:// (leave it unset for the embedded SQLite)".to_owned(),
+            ));
         }
         if self.limits.max_bundle_bytes == 0 || self.limits.max_unpacked_bytes < self.limits.max_bundle_bytes {
             return Err(ConfigError::Invalid(
-                "`limits.max_unpacked_bytes` must be at least `limits.max_bundle_bytes`, and both above zero".to_owned(),
+                "`limits.max_unpacked_bytes` must be at least `limits.max_bundle_bytes`, and both above zero"
+                    .to_owned(),
             ));
         }
         if self.database_max_connections == 0 {
@@ -340,7 +337,8 @@ mod tests {
 
     #[test]
     fn file_then_env_override_defaults() {
-        let mut c = Config::from_toml("version = 1\nlisten = \"0.0.0.0:9000\"\n[limits]\nmax_bundle_bytes = 10\n").unwrap();
+        let mut c =
+            Config::from_toml("version = 1\nlisten = \"0.0.0.0:9000\"\n[limits]\nmax_bundle_bytes = 10\n").unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.max_bundle_bytes, 10);
         assert_eq!(c.data_dir, PathBuf::from("./gatehouse-data"));
@@ -382,10 +380,7 @@ mod tests {
 
     #[test]
     fn validation_catches_bad_urls() {
-        let c = Config {
-            database_url: Some("mysql://x".to_owned()),
-            ..Config::default()
-        };
+        let c = Config { database_url: Some("mysql://x".to_owned()), ..Config::default() };
         assert!(c.validate().is_err());
         Config::default().validate().unwrap();
     }

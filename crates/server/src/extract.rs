@@ -50,10 +50,9 @@ pub(crate) fn bytes_rejection(b: BytesRejection) -> ApiError {
 
 /// axum prefixes serde's message with a sentence of its own; keep serde's precise part.
 fn strip_axum_prefix(text: &str) -> String {
-    for prefix in [
-        "Failed to deserialize the JSON body into the target type: ",
-        "Failed to parse the request body as JSON: ",
-    ] {
+    for prefix in
+        ["Failed to deserialize the JSON body into the target type: ", "Failed to parse the request body as JSON: "]
+    {
         if let Some(rest) = text.strip_prefix(prefix) {
             return format!("invalid request body: {rest}");
         }
@@ -72,17 +71,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|r| {
-                let text = r.body_text();
-                ApiError::BadRequest(
-                    text.strip_prefix("Failed to deserialize query string: ")
-                        .map(|rest| format!("invalid query string: {rest}"))
-                        .unwrap_or(text),
-                )
-            })
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(|r| {
+            let text = r.body_text();
+            ApiError::BadRequest(
+                text.strip_prefix("Failed to deserialize query string: ")
+                    .map(|rest| format!("invalid query string: {rest}"))
+                    .unwrap_or(text),
+            )
+        })
     }
 }
 
@@ -139,10 +135,7 @@ impl<N: Need> Auth<N> {
             Ok(&self.0)
         } else {
             tracing::info!(principal = %self.0.id, scope = %self.0.scope, needed = %needed, "denied");
-            Err(ApiError::Forbidden(format!(
-                "this requires the `{needed}` scope; the token has `{}`",
-                self.0.scope
-            )))
+            Err(ApiError::Forbidden(format!("this requires the `{needed}` scope; the token has `{}`", self.0.scope)))
         }
     }
 }

@@ -37,11 +37,7 @@ pub struct AppState {
 impl AppState {
     /// State over `store` with limits from `config`.
     pub fn new(store: Store, config: &Config) -> Self {
-        Self {
-            store,
-            limits: config.limits.bundle(),
-            max_json_bytes: config.limits.max_json_bytes,
-        }
+        Self { store, limits: config.limits.bundle(), max_json_bytes: config.limits.max_json_bytes }
     }
 }
 
@@ -106,12 +102,10 @@ pub fn build_router(state: AppState) -> Router {
             tracing::error!("handler panicked");
             axum::response::IntoResponse::into_response(ApiError::Internal)
         }))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -1,5 +1,8 @@
 //! The HTTP API driven in-process, on SQLite and on PostgreSQL.
 
+// Tests fail loudly: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use axum::body::Body;
@@ -38,9 +41,7 @@ async fn health_and_openapi(b: Backend) {
 
 /// A value to put in each kind of path parameter.
 fn fill(path: &str) -> String {
-    path.replace("{id}", "x")
-        .replace("{app}", "some-app")
-        .replace("{rev}", "head")
+    path.replace("{id}", "x").replace("{app}", "some-app").replace("{rev}", "head")
 }
 
 /// Mutations a `read` token may make on its own behalf, with the reason.
@@ -52,7 +53,11 @@ const READ_MAY: [(&str, &str); 2] = [
 async fn every_route_demands_a_token_and_its_scope(b: Backend) {
     let t = app(b).await;
     let (_, reader) = t
-        .post("/api/v1/principals", t.admin(), json!({ "kind": "user", "name": "reader@operator.example", "max_scope": "read" }))
+        .post(
+            "/api/v1/principals",
+            t.admin(),
+            json!({ "kind": "user", "name": "reader@operator.example", "max_scope": "read" }),
+        )
         .await;
     let (_, tok) = t
         .post("/api/v1/tokens", t.admin(), json!({ "name": "r", "scope": "read", "principal_id": reader["id"] }))
@@ -138,7 +143,8 @@ async fn malformed_requests_get_named_4xx(b: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     // Authorization headers of the wrong shape.
     for bad in ["Basic abc", "Bearer", "gat_x"] {
-        let req = Request::builder().uri("/api/v1/apps").header(header::AUTHORIZATION, bad).body(Body::empty()).unwrap();
+        let req =
+            Request::builder().uri("/api/v1/apps").header(header::AUTHORIZATION, bad).body(Body::empty()).unwrap();
         let (s, _, v) = t.raw(req).await;
         assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
     }
@@ -146,7 +152,8 @@ async fn malformed_requests_get_named_4xx(b: Backend) {
 
 async fn orgs_cannot_see_each_other(b: Backend) {
     let t = app(b).await;
-    let (s, created) = t.post("/api/v1/orgs", t.admin(), json!({ "name": "tenant", "admin_email": "boss@tenant.example" })).await;
+    let (s, created) =
+        t.post("/api/v1/orgs", t.admin(), json!({ "name": "tenant", "admin_email": "boss@tenant.example" })).await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let tenant = created["token"]["secret"].as_str().unwrap().to_owned();
     // A tenant admin is not an operator: it cannot create orgs or list others.
@@ -160,7 +167,8 @@ async fn orgs_cannot_see_each_other(b: Backend) {
 
     // Objects of the operator org, addressed by id from the tenant.
     let app = t.create_app("ledger").await;
-    let (s, _) = t.push("ledger", t.admin(), bundle(&[("gatehouse.toml", &manifest("ledger")), ("server.js", "1")])).await;
+    let (s, _) =
+        t.push("ledger", t.admin(), bundle(&[("gatehouse.toml", &manifest("ledger")), ("server.js", "1")])).await;
     assert_eq!(s, StatusCode::CREATED);
     let (_, folder) = t.post("/api/v1/folders", t.admin(), json!({ "name": "hr" })).await;
     let app_id = app["id"].as_str().unwrap();
@@ -172,7 +180,7 @@ async fn orgs_cannot_see_each_other(b: Backend) {
         format!("/api/v1/apps/{app_id}/revisions"),
         format!("/api/v1/apps/{app_id}/revisions/head"),
         format!("/api/v1/apps/{app_id}/revisions/head/archive"),
-        format!("/api/v1/apps/ledger"),
+        "/api/v1/apps/ledger".to_owned(),
         format!("/api/v1/folders/{folder_id}"),
         format!("/api/v1/principals/{principal}"),
     ] {
@@ -221,7 +229,13 @@ async fn push_history_and_diff(b: Backend) {
         "{}sensitivity = \"high\"\n[[integrations]]\nname = \"salesforce\"\nscopes = [\"GET /query\"]\n[egress]\nallow = [\"api.stripe.com\"]\n",
         manifest("refunds")
     );
-    let (s, second) = t.push("refunds", t.admin(), bundle(&[("gatehouse.toml", &m2), ("server.js", "console.log(2)\n"), ("new.js", "x")])).await;
+    let (s, second) = t
+        .push(
+            "refunds",
+            t.admin(),
+            bundle(&[("gatehouse.toml", &m2), ("server.js", "console.log(2)\n"), ("new.js", "x")]),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{second}");
     assert_eq!(second["revision"]["parent"], rev["digest"]);
     let (_, app) = t.get("/api/v1/apps/refunds", t.admin()).await;
@@ -301,14 +315,47 @@ async fn bad_bundles_are_refused_and_nothing_is_stored(b: Backend) {
     let t = app(b).await;
     t.create_app("victim").await;
     let cases: Vec<(Vec<u8>, StatusCode, &str, &str)> = vec![
-        (raw_tar("../../etc/cron.d/x", tar::EntryType::Regular, None), StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "`..`"),
-        (raw_tar("/etc/passwd", tar::EntryType::Regular, None), StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "absolute"),
-        (raw_tar("evil", tar::EntryType::Symlink, Some("../../../etc")), StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "outside"),
+        (
+            raw_tar("../../etc/cron.d/x", tar::EntryType::Regular, None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-bundle",
+            "`..`",
+        ),
+        (
+            raw_tar("/etc/passwd", tar::EntryType::Regular, None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-bundle",
+            "absolute",
+        ),
+        (
+            raw_tar("evil", tar::EntryType::Symlink, Some("../../../etc")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-bundle",
+            "outside",
+        ),
         (raw_tar("dev", tar::EntryType::Char, None), StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "device"),
-        (b"this is not an archive at all, just some text padded out to more than a block".repeat(8), StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "not a valid tar"),
+        (
+            b"this is not an archive at all, just some text padded out to more than a block".repeat(8),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-bundle",
+            "not a valid tar",
+        ),
         (bundle(&[("server.js", "1")]), StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "no `gatehouse.toml`"),
-        (bundle(&[("gatehouse.toml", "[app]\nname = \"victim\"\nruntime = \"cobol\"\nentry = \"server.js\"\n"), ("server.js", "1")]), StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "unknown runtime"),
-        (bundle(&[("gatehouse.toml", &manifest("other-app")), ("server.js", "1")]), StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "names app `other-app`"),
+        (
+            bundle(&[
+                ("gatehouse.toml", "[app]\nname = \"victim\"\nruntime = \"cobol\"\nentry = \"server.js\"\n"),
+                ("server.js", "1"),
+            ]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-manifest",
+            "unknown runtime",
+        ),
+        (
+            bundle(&[("gatehouse.toml", &manifest("other-app")), ("server.js", "1")]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-manifest",
+            "names app `other-app`",
+        ),
     ];
     for (archive, status, code, needle) in cases {
         let (s, v) = t.push("victim", t.admin(), archive).await;
@@ -319,7 +366,11 @@ async fn bad_bundles_are_refused_and_nothing_is_stored(b: Backend) {
     let bad = "[app]\nname = \"victim\"\nruntime = \"node20\"\nentry = \"server.js\"\nsensitivity = \"extreme\"\n";
     let (s, v) = t.push("victim", t.admin(), bundle(&[("gatehouse.toml", bad), ("server.js", "1")])).await;
     assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest");
-    assert_eq!((v["location"]["file"].as_str(), v["location"]["line"].as_u64()), (Some("gatehouse.toml"), Some(5)), "{v}");
+    assert_eq!(
+        (v["location"]["file"].as_str(), v["location"]["line"].as_u64()),
+        (Some("gatehouse.toml"), Some(5)),
+        "{v}"
+    );
     // Wrong media type.
     let req = Request::builder()
         .method(Method::POST)
@@ -378,27 +429,40 @@ async fn oversized_bundles_are_refused(b: Backend) {
 async fn token_rules(b: Backend) {
     let t = app(b).await;
     let (_, dev) = t
-        .post("/api/v1/principals", t.admin(), json!({ "kind": "user", "name": "dev@operator.example", "max_scope": "write" }))
+        .post(
+            "/api/v1/principals",
+            t.admin(),
+            json!({ "kind": "user", "name": "dev@operator.example", "max_scope": "write" }),
+        )
         .await;
     let (s, tok) = t
-        .post("/api/v1/tokens", t.admin(), json!({ "name": "dev", "scope": "push", "principal_id": dev["id"], "ttl_seconds": 3600 }))
+        .post(
+            "/api/v1/tokens",
+            t.admin(),
+            json!({ "name": "dev", "scope": "push", "principal_id": dev["id"], "ttl_seconds": 3600 }),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{tok}");
     let push_token = tok["secret"].as_str().unwrap().to_owned();
     // A push token cannot mint a write token for itself, nor act for others.
     let (s, v) = t.post("/api/v1/tokens", &push_token, json!({ "name": "up", "scope": "write" })).await;
     assert_problem(s, &v, StatusCode::FORBIDDEN, "forbidden");
-    let (s, v) = t.post("/api/v1/tokens", &push_token, json!({ "name": "x", "scope": "read", "principal_id": t.boot.admin.id })).await;
+    let (s, v) = t
+        .post("/api/v1/tokens", &push_token, json!({ "name": "x", "scope": "read", "principal_id": t.boot.admin.id }))
+        .await;
     assert_problem(s, &v, StatusCode::FORBIDDEN, "forbidden");
     // It can push but not create folders.
     let (s, v) = t.post("/api/v1/folders", &push_token, json!({ "name": "x" })).await;
     let d = assert_problem(s, &v, StatusCode::FORBIDDEN, "forbidden");
     assert!(d.contains("`write`"), "{d}");
     t.create_app("pushable").await;
-    let (s, _) = t.push("pushable", &push_token, bundle(&[("gatehouse.toml", &manifest("pushable")), ("server.js", "1")])).await;
+    let (s, _) =
+        t.push("pushable", &push_token, bundle(&[("gatehouse.toml", &manifest("pushable")), ("server.js", "1")])).await;
     assert_eq!(s, StatusCode::CREATED);
     // Expiry limits.
-    let (s, v) = t.post("/api/v1/tokens", t.admin(), json!({ "name": "forever", "scope": "read", "ttl_seconds": 100_000_000 })).await;
+    let (s, v) = t
+        .post("/api/v1/tokens", t.admin(), json!({ "name": "forever", "scope": "read", "ttl_seconds": 100_000_000 }))
+        .await;
     assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     // Revocation takes effect on the next request.
     let id = tok["id"].as_str().unwrap();
@@ -408,32 +472,43 @@ async fn token_rules(b: Backend) {
     let d = assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(d.contains("revoked"), "{d}");
     // Expired tokens are refused with a reason.
-    let (_, short) = t.post("/api/v1/tokens", t.admin(), json!({ "name": "short", "scope": "read", "ttl_seconds": 1 })).await;
+    let (_, short) =
+        t.post("/api/v1/tokens", t.admin(), json!({ "name": "short", "scope": "read", "ttl_seconds": 1 })).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (s, v) = t.get("/api/v1/whoami", short["secret"].as_str().unwrap()).await;
     let d = assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(d.contains("expired"), "{d}");
     // A max_scope caps what a token carries.
-    let (s, v) = t.post("/api/v1/tokens", t.admin(), json!({ "name": "x", "scope": "admin", "principal_id": dev["id"] })).await;
+    let (s, v) =
+        t.post("/api/v1/tokens", t.admin(), json!({ "name": "x", "scope": "admin", "principal_id": dev["id"] })).await;
     assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
 }
 
 async fn deactivation_locks_out_at_once(b: Backend) {
     let t = app(b).await;
     let (_, user) = t
-        .post("/api/v1/principals", t.admin(), json!({ "kind": "user", "name": "leaver@operator.example", "max_scope": "write" }))
+        .post(
+            "/api/v1/principals",
+            t.admin(),
+            json!({ "kind": "user", "name": "leaver@operator.example", "max_scope": "write" }),
+        )
         .await;
-    let (_, tok) = t.post("/api/v1/tokens", t.admin(), json!({ "name": "l", "scope": "write", "principal_id": user["id"] })).await;
+    let (_, tok) =
+        t.post("/api/v1/tokens", t.admin(), json!({ "name": "l", "scope": "write", "principal_id": user["id"] })).await;
     let secret = tok["secret"].as_str().unwrap().to_owned();
     assert_eq!(t.get("/api/v1/whoami", &secret).await.0, StatusCode::OK);
     let id = user["id"].as_str().unwrap();
-    let (s, v) = t.call(Method::PATCH, &format!("/api/v1/principals/{id}"), Some(t.admin()), Some(json!({ "active": false }))).await;
+    let (s, v) = t
+        .call(Method::PATCH, &format!("/api/v1/principals/{id}"), Some(t.admin()), Some(json!({ "active": false })))
+        .await;
     assert_eq!((s, &v["active"]), (StatusCode::OK, &json!(false)));
     let (s, v) = t.get("/api/v1/whoami", &secret).await;
     assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
     // Admins cannot lock themselves out.
     let me = t.boot.admin.id.to_string();
-    let (s, v) = t.call(Method::PATCH, &format!("/api/v1/principals/{me}"), Some(t.admin()), Some(json!({ "active": false }))).await;
+    let (s, v) = t
+        .call(Method::PATCH, &format!("/api/v1/principals/{me}"), Some(t.admin()), Some(json!({ "active": false })))
+        .await;
     assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
 }
 
@@ -447,7 +522,12 @@ async fn folders_over_http(b: Backend) {
     assert_problem(s, &v, StatusCode::CONFLICT, "conflict");
     let fin_id = fin["id"].as_str().unwrap();
     let (s, v) = t
-        .call(Method::PATCH, &format!("/api/v1/folders/{fin_id}"), Some(t.admin()), Some(json!({ "parent": "/finance/refunds" })))
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/folders/{fin_id}"),
+            Some(t.admin()),
+            Some(json!({ "parent": "/finance/refunds" })),
+        )
         .await;
     let d = assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(d.contains("into itself"), "{d}");

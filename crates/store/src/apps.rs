@@ -124,8 +124,11 @@ impl Store {
     /// The app `id` in `org`.
     pub async fn get_app(&self, org: &OrgId, id: &AppId) -> Result<App, StoreError> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 AND id = $2");
-        let row: Option<AppRow> =
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(id.as_str()).fetch_optional(pool).await?);
+        let row: Option<AppRow> = on_read!(self, |pool| sqlx::query_as(&sql)
+            .bind(org.as_str())
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?);
         row.ok_or_else(|| StoreError::not_found("app", id.as_str()))?.into_app()
     }
 
@@ -139,7 +142,9 @@ impl Store {
 
     /// Apps of `org` by name, optionally only those directly in `folder`.
     pub async fn list_apps(&self, org: &OrgId, folder: Option<&FolderId>) -> Result<Vec<App>, StoreError> {
-        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 AND ($2 IS NULL OR folder_id = $2) ORDER BY name");
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 AND ($2 IS NULL OR folder_id = $2) ORDER BY name"
+        );
         let rows: Vec<AppRow> = on_read!(self, |pool| sqlx::query_as(&sql)
             .bind(org.as_str())
             .bind(folder.map(|f| f.as_str().to_owned()))
@@ -170,7 +175,8 @@ impl Store {
             app.description = d;
         }
         app.updated_at = Timestamp::now();
-        let n = on_write!(self, |pool| sqlx::query(
+        let n = on_write!(self, |pool| {
+            sqlx::query(
             "UPDATE apps SET folder_id = $1, owner_id = $2, sensitivity = $3, status = $4, description = $5, updated_at = $6 \
              WHERE org_id = $7 AND id = $8",
         )
@@ -184,7 +190,8 @@ impl Store {
         .bind(id.as_str())
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         if n == 0 {
             return Err(StoreError::not_found("app", id.as_str()));
         }

@@ -53,6 +53,9 @@ impl StoreError {
 
     /// Whether the database itself is unreachable or failing (as opposed to a refused request).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Open(_) | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed))
+        matches!(
+            self,
+            Self::Open(_) | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
     }
 }

@@ -24,9 +24,7 @@ struct FolderTree {
 
 impl FolderTree {
     fn new(rows: Vec<FolderRow>) -> Self {
-        Self {
-            by_id: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
-        }
+        Self { by_id: rows.into_iter().map(|r| (r.id.clone(), r)).collect() }
     }
 
     fn root(&self) -> Result<&FolderRow, StoreError> {
@@ -53,7 +51,8 @@ impl FolderTree {
 
     fn path(&self, id: &str) -> Result<String, StoreError> {
         let chain = self.ancestors(id)?;
-        let names: Vec<&str> = chain.iter().rev().skip(1).filter_map(|i| self.by_id.get(*i)).map(|r| r.name.as_str()).collect();
+        let names: Vec<&str> =
+            chain.iter().rev().skip(1).filter_map(|i| self.by_id.get(*i)).map(|r| r.name.as_str()).collect();
         Ok(format!("/{}", names.join("/")))
     }
 
@@ -79,7 +78,8 @@ fn check_folder_name(name: &str) -> Result<(), StoreError> {
 
 impl Store {
     async fn folder_tree(&self, org: &OrgId) -> Result<FolderTree, StoreError> {
-        let rows: Vec<FolderRow> = on_read!(self, |pool| sqlx::query_as(SELECT_FOLDERS).bind(org.as_str()).fetch_all(pool).await?);
+        let rows: Vec<FolderRow> =
+            on_read!(self, |pool| sqlx::query_as(SELECT_FOLDERS).bind(org.as_str()).fetch_all(pool).await?);
         Ok(FolderTree::new(rows))
     }
 
@@ -128,20 +128,25 @@ impl Store {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             if is_pg {
-                sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE").bind(org.as_str()).execute(&mut *tx).await?;
+                sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+                    .bind(org.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             let rows: Vec<FolderRow> = sqlx::query_as(SELECT_FOLDERS).bind(org.as_str()).fetch_all(&mut *tx).await?;
             let change = decide(&FolderTree::new(rows))?;
             let id = match change {
                 TreeChange::Insert { id, parent, name } => {
-                    sqlx::query("INSERT INTO folders (id, org_id, parent_id, name, created_at) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(id.as_str())
-                        .bind(org.as_str())
-                        .bind(parent)
-                        .bind(name)
-                        .bind(Timestamp::now().as_millis())
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO folders (id, org_id, parent_id, name, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id.as_str())
+                    .bind(org.as_str())
+                    .bind(parent)
+                    .bind(name)
+                    .bind(Timestamp::now().as_millis())
+                    .execute(&mut *tx)
+                    .await?;
                     id
                 }
                 TreeChange::Update { id, parent, name } => {
@@ -155,13 +160,16 @@ impl Store {
                     id
                 }
                 TreeChange::Delete { id } => {
-                    let apps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE org_id = $1 AND folder_id = $2")
-                        .bind(org.as_str())
-                        .bind(id.as_str())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let apps: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE org_id = $1 AND folder_id = $2")
+                            .bind(org.as_str())
+                            .bind(id.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?;
                     if apps > 0 {
-                        return Err(StoreError::Invalid(format!("folder holds {apps} app(s); move or archive them first")));
+                        return Err(StoreError::Invalid(format!(
+                            "folder holds {apps} app(s); move or archive them first"
+                        )));
                     }
                     sqlx::query("DELETE FROM folders WHERE org_id = $1 AND id = $2")
                         .bind(org.as_str())
@@ -177,22 +185,28 @@ impl Store {
     }
 
     /// Creates folder `name` under `parent` (the root when `None`).
-    pub async fn create_folder(&self, org: &OrgId, parent: Option<&FolderId>, name: &str) -> Result<Folder, StoreError> {
+    pub async fn create_folder(
+        &self,
+        org: &OrgId,
+        parent: Option<&FolderId>,
+        name: &str,
+    ) -> Result<Folder, StoreError> {
         check_folder_name(name)?;
         let id = self
             .change_tree(org, |tree| {
                 let parent = match parent {
-                    Some(p) => tree.by_id.get(p.as_str()).ok_or_else(|| StoreError::not_found("folder", p.as_str()))?.id.clone(),
+                    Some(p) => tree
+                        .by_id
+                        .get(p.as_str())
+                        .ok_or_else(|| StoreError::not_found("folder", p.as_str()))?
+                        .id
+                        .clone(),
                     None => tree.root()?.id.clone(),
                 };
                 if tree.sibling_named(&parent, name) {
                     return Err(StoreError::Conflict(format!("a folder named `{name}` already exists there")));
                 }
-                Ok(TreeChange::Insert {
-                    id: FolderId::generate(),
-                    parent,
-                    name: name.to_owned(),
-                })
+                Ok(TreeChange::Insert { id: FolderId::generate(), parent, name: name.to_owned() })
             })
             .await?;
         self.get_folder(org, &id).await

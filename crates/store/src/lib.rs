@@ -75,7 +75,8 @@ pub enum Engine {
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and applies migrations.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open(format!("cannot create data directory `{}`: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open(format!("cannot create data directory `{}`: {e}", data_dir.display())))?;
         let file = data_dir.join("gatehouse.db");
         let base = SqliteConnectOptions::new()
             .filename(&file)
@@ -96,14 +97,13 @@ impl Store {
             .connect_with(base.read_only(true))
             .await
             .map_err(|e| StoreError::Open(format!("cannot open `{}`: {e}", file.display())))?;
-        Ok(Self {
-            backend: std::sync::Arc::new(Backend::Sqlite { read, write }),
-        })
+        Ok(Self { backend: std::sync::Arc::new(Backend::Sqlite { read, write }) })
     }
 
     /// Connects to PostgreSQL at `url` and applies migrations.
     pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Open(format!("invalid database url: {}", redact_sqlx(&e))))?;
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Open(format!("invalid database url: {}", redact_sqlx(&e))))?;
         Self::open_postgres_with(opts, max_connections).await
     }
 
@@ -116,9 +116,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL: {}", redact_sqlx(&e))))?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Self {
-            backend: std::sync::Arc::new(Backend::Postgres(pool)),
-        })
+        Ok(Self { backend: std::sync::Arc::new(Backend::Postgres(pool)) })
     }
 
     /// Which engine this store runs on.

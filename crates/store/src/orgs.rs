@@ -58,7 +58,9 @@ const ORG_COLUMNS: &str = "id, name, display_name, operator, created_at";
 
 fn check_email(email: &str) -> Result<(), StoreError> {
     let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
@@ -77,9 +79,7 @@ impl Store {
 
     /// Creates a tenant with its root folder, first admin and the admin's first token.
     pub async fn create_org(&self, new: NewOrg) -> Result<Bootstrap, StoreError> {
-        self.create_org_inner(new, false)
-            .await?
-            .ok_or_else(|| StoreError::Conflict("organization exists".to_owned()))
+        self.create_org_inner(new, false).await?.ok_or_else(|| StoreError::Conflict("organization exists".to_owned()))
     }
 
     async fn create_org_inner(&self, new: NewOrg, bootstrap: bool) -> Result<Option<Bootstrap>, StoreError> {
@@ -130,7 +130,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("organization `{}` already exists", org.name)),
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("organization `{}` already exists", org.name))
+                    }
                     other => other,
                 })?;
             sqlx::query("INSERT INTO folders (id, org_id, parent_id, name, created_at) VALUES ($1, $2, NULL, '', $3)")
@@ -149,7 +151,8 @@ impl Store {
     /// The org with `id`.
     pub async fn get_org(&self, id: &OrgId) -> Result<Org, StoreError> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1");
-        let row: Option<OrgRow> = on_read!(self, |pool| sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await?);
+        let row: Option<OrgRow> =
+            on_read!(self, |pool| sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await?);
         row.ok_or_else(|| StoreError::not_found("organization", id.as_str()))?.into_org()
     }
 
@@ -160,4 +163,3 @@ impl Store {
         rows.into_iter().map(OrgRow::into_org).collect()
     }
 }
-

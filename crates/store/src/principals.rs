@@ -171,7 +171,8 @@ impl TokenRow {
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, principal_id, name, scope, created_at, created_by, expires_at, revoked_at, last_used_at";
+const TOKEN_COLUMNS: &str =
+    "id, principal_id, name, scope, created_at, created_by, expires_at, revoked_at, last_used_at";
 
 #[derive(sqlx::FromRow)]
 struct AuthRow {
@@ -238,15 +239,19 @@ impl Store {
     /// The principal `id` in `org`.
     pub async fn get_principal(&self, org: &OrgId, id: &PrincipalId) -> Result<PrincipalRecord, StoreError> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 AND id = $2");
-        let row: Option<PrincipalRow> =
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(id.as_str()).fetch_optional(pool).await?);
+        let row: Option<PrincipalRow> = on_read!(self, |pool| sqlx::query_as(&sql)
+            .bind(org.as_str())
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?);
         row.ok_or_else(|| StoreError::not_found("principal", id.as_str()))?.into_record()
     }
 
     /// All principals of `org`, by name.
     pub async fn list_principals(&self, org: &OrgId) -> Result<Vec<PrincipalRecord>, StoreError> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 ORDER BY name");
-        let rows: Vec<PrincipalRow> = on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).fetch_all(pool).await?);
+        let rows: Vec<PrincipalRow> =
+            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).fetch_all(pool).await?);
         rows.into_iter().map(PrincipalRow::into_record).collect()
     }
 
@@ -333,8 +338,11 @@ impl Store {
     /// The token `id` in `org`.
     pub async fn get_token(&self, org: &OrgId, id: &TokenId) -> Result<ApiToken, StoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 AND id = $2");
-        let row: Option<TokenRow> =
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(id.as_str()).fetch_optional(pool).await?);
+        let row: Option<TokenRow> = on_read!(self, |pool| sqlx::query_as(&sql)
+            .bind(org.as_str())
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?);
         row.ok_or_else(|| StoreError::not_found("token", id.as_str()))?.into_token()
     }
 

@@ -94,10 +94,12 @@ impl Store {
     /// revision unchanged.
     pub async fn push_revision(&self, org: &OrgId, app: &AppId, new: NewRevision) -> Result<PushOutcome, StoreError> {
         let is_pg = self.is_postgres();
-        let select_one = format!("SELECT {REVISION_COLUMNS} FROM revisions WHERE org_id = $1 AND app_id = $2 AND digest = $3");
+        let select_one =
+            format!("SELECT {REVISION_COLUMNS} FROM revisions WHERE org_id = $1 AND app_id = $2 AND digest = $3");
         let prompt_ids = serde_json::to_string(&new.provenance.prompt_ids)
             .map_err(|e| StoreError::Invalid(format!("prompt ids: {e}")))?;
-        let manifest = serde_json::to_string(&new.manifest).map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
+        let manifest =
+            serde_json::to_string(&new.manifest).map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
         let now = Timestamp::now();
         let created = on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -131,15 +133,19 @@ impl Store {
                         .bind(p)
                         .fetch_optional(&mut *tx)
                         .await?;
-                        Some(found.ok_or_else(|| StoreError::Invalid(format!("parent revision `{p}` is not a revision of this app")))?)
+                        Some(found.ok_or_else(|| {
+                            StoreError::Invalid(format!("parent revision `{p}` is not a revision of this app"))
+                        })?)
                     }
                     None => head,
                 };
-                let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE org_id = $1 AND app_id = $2")
-                    .bind(org.as_str())
-                    .bind(app.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let number: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE org_id = $1 AND app_id = $2",
+                )
+                .bind(org.as_str())
+                .bind(app.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
                 sqlx::query(
                     "INSERT INTO blobs (org_id, digest, size, data, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (org_id, digest) DO NOTHING",
@@ -219,14 +225,28 @@ impl Store {
         let rows: Vec<RevisionRow> = if reference == "head" {
             let sql = format!("{base} ORDER BY number DESC LIMIT 1");
             on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(app.as_str()).fetch_all(pool).await?)
-        } else if reference.len() < MIN_PREFIX && !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_digit()) {
+        } else if reference.len() < MIN_PREFIX && !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_digit())
+        {
             let number: i64 = reference.parse().map_err(|_| not_found())?;
             let sql = format!("{base} AND number = $3");
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(app.as_str()).bind(number).fetch_all(pool).await?)
-        } else if reference.len() >= MIN_PREFIX && reference.len() <= 64 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+            on_read!(self, |pool| sqlx::query_as(&sql)
+                .bind(org.as_str())
+                .bind(app.as_str())
+                .bind(number)
+                .fetch_all(pool)
+                .await?)
+        } else if reference.len() >= MIN_PREFIX
+            && reference.len() <= 64
+            && reference.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             let sql = format!("{base} AND digest LIKE $3 ORDER BY number LIMIT 2");
             let pattern = format!("{reference}%");
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(app.as_str()).bind(&pattern).fetch_all(pool).await?)
+            on_read!(self, |pool| sqlx::query_as(&sql)
+                .bind(org.as_str())
+                .bind(app.as_str())
+                .bind(&pattern)
+                .fetch_all(pool)
+                .await?)
         } else {
             return Err(StoreError::Invalid(format!(
                 "`{}` is not a revision reference: use a digest (or a prefix of at least {MIN_PREFIX} hex digits), a revision number, or `head`",
@@ -236,20 +256,21 @@ impl Store {
         let mut rows = rows.into_iter();
         match (rows.next(), rows.next()) {
             (Some(row), None) => row.into_revision(),
-            (Some(_), Some(_)) => Err(StoreError::Invalid(format!("revision prefix `{reference}` is ambiguous; give more digits"))),
+            (Some(_), Some(_)) => {
+                Err(StoreError::Invalid(format!("revision prefix `{reference}` is ambiguous; give more digits")))
+            }
             (None, _) => Err(not_found()),
         }
     }
 
     /// The stored archive (canonical tar, gzip-compressed) with `digest` in `org`.
     pub async fn get_archive(&self, org: &OrgId, digest: &str) -> Result<Vec<u8>, StoreError> {
-        let data: Option<Vec<u8>> = on_read!(self, |pool| sqlx::query_scalar(
-            "SELECT data FROM blobs WHERE org_id = $1 AND digest = $2"
-        )
-        .bind(org.as_str())
-        .bind(digest)
-        .fetch_optional(pool)
-        .await?);
+        let data: Option<Vec<u8>> =
+            on_read!(self, |pool| sqlx::query_scalar("SELECT data FROM blobs WHERE org_id = $1 AND digest = $2")
+                .bind(org.as_str())
+                .bind(digest)
+                .fetch_optional(pool)
+                .await?);
         data.ok_or_else(|| StoreError::not_found("archive", digest))
     }
 }
@@ -257,14 +278,21 @@ impl Store {
 #[cfg(feature = "testsuite")]
 impl Store {
     /// Tries to rewrite a stored revision, which the schema must refuse.
-    pub async fn tamper_with_revision_for_test(&self, org: &OrgId, app: &AppId, digest: &str) -> Result<(), StoreError> {
-        on_write!(self, |pool| sqlx::query("UPDATE revisions SET message = 'tampered' WHERE org_id = $1 AND app_id = $2 AND digest = $3")
-            .bind(org.as_str())
-            .bind(app.as_str())
-            .bind(digest)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+    pub async fn tamper_with_revision_for_test(
+        &self,
+        org: &OrgId,
+        app: &AppId,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        on_write!(self, |pool| sqlx::query(
+            "UPDATE revisions SET message = 'tampered' WHERE org_id = $1 AND app_id = $2 AND digest = $3"
+        )
+        .bind(org.as_str())
+        .bind(app.as_str())
+        .bind(digest)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 }

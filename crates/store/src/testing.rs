@@ -34,10 +34,7 @@ pub async fn fresh_schema() -> String {
     rand::rng().fill_bytes(&mut raw);
     let schema = format!("t_{}", hex::encode(raw));
     let mut conn = PgConnection::connect(&postgres_url()).await.expect("connect to the test database");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
-        .await
-        .expect("create schema");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create schema");
     schema
 }
 

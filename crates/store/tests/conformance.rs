@@ -1,9 +1,16 @@
 //! The store's behaviour, run against both SQLite and PostgreSQL.
 
+// Tests fail loudly: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
-use gatehouse_core::{AppId, AppStatus, FolderId, OrgId, PrincipalId, PrincipalKind, Provenance, Scope, Sensitivity, TokenId};
-use gatehouse_store::{AppPatch, Bootstrap, NewApp, NewOrg, NewPrincipal, NewRevision, Store, StoreError, TokenRejection};
+use gatehouse_core::{
+    AppId, AppStatus, FolderId, OrgId, PrincipalId, PrincipalKind, Provenance, Scope, Sensitivity, TokenId,
+};
+use gatehouse_store::{
+    AppPatch, Bootstrap, NewApp, NewOrg, NewPrincipal, NewRevision, Store, StoreError, TokenRejection,
+};
 
 macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {
@@ -58,11 +65,7 @@ fn revision(author: &PrincipalId, content: &str) -> NewRevision {
         archive: content.as_bytes().to_vec(),
         parent: None,
         author_id: author.clone(),
-        provenance: Provenance {
-            agent: Some("claude-code".into()),
-            model: None,
-            prompt_ids: vec!["p1".into()],
-        },
+        provenance: Provenance { agent: Some("claude-code".into()), model: None, prompt_ids: vec!["p1".into()] },
         message: None,
         file_count: 1,
         content_bytes: content.len() as i64,
@@ -282,7 +285,9 @@ async fn revisions_are_content_addressed_and_immutable(store: Store) {
     // "aaaa1" and "aaaa2" give digests starting 61616161…, so a 7-digit prefix is ambiguous.
     store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa1")).await.unwrap();
     store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa2")).await.unwrap();
-    assert!(matches!(store.get_revision(o, &app.id, "6161616").await, Err(StoreError::Invalid(ref m)) if m.contains("ambiguous")));
+    assert!(
+        matches!(store.get_revision(o, &app.id, "6161616").await, Err(StoreError::Invalid(ref m)) if m.contains("ambiguous"))
+    );
     assert!(matches!(store.get_revision(o, &app.id, "zz; drop").await, Err(StoreError::Invalid(_))));
     assert_eq!(store.get_archive(o, &one.revision.digest).await.unwrap(), b"one");
 
@@ -319,18 +324,39 @@ async fn token_lifecycle(store: Store) {
     assert_eq!(store.authenticate(&tok.secret).await.unwrap(), Err(TokenRejection::Revoked));
     assert_eq!(store.revoke_token(o, &tok.token.id).await.unwrap().revoked_at, revoked.revoked_at);
 
-    let short = store.create_token(o, &ci.id, &a.admin.id, "short", Scope::Read, Some(Duration::from_millis(1))).await.unwrap();
+    let short =
+        store.create_token(o, &ci.id, &a.admin.id, "short", Scope::Read, Some(Duration::from_millis(1))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.authenticate(&short.secret).await.unwrap(), Err(TokenRejection::Expired));
     assert_eq!(store.authenticate("gat_0000").await.unwrap(), Err(TokenRejection::Unknown));
     assert_eq!(store.authenticate("not-a-token").await.unwrap(), Err(TokenRejection::Unknown));
     assert!(matches!(store.revoke_token(o, &TokenId::generate()).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(
-        store.create_principal(o, NewPrincipal { kind: PrincipalKind::User, name: "Not An Email".into(), display_name: None, max_scope: Scope::Read }).await,
+        store
+            .create_principal(
+                o,
+                NewPrincipal {
+                    kind: PrincipalKind::User,
+                    name: "Not An Email".into(),
+                    display_name: None,
+                    max_scope: Scope::Read
+                }
+            )
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.create_principal(o, NewPrincipal { kind: PrincipalKind::Service, name: "ci-bot".into(), display_name: None, max_scope: Scope::Read }).await,
+        store
+            .create_principal(
+                o,
+                NewPrincipal {
+                    kind: PrincipalKind::Service,
+                    name: "ci-bot".into(),
+                    display_name: None,
+                    max_scope: Scope::Read
+                }
+            )
+            .await,
         Err(StoreError::Conflict(_))
     ));
 }

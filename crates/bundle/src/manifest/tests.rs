@@ -27,14 +27,7 @@ dir = "migrations"
 fn tree(files: &[(&str, &str)]) -> Tree {
     let mut t = Tree::default();
     for (p, c) in files {
-        t.insert(
-            p,
-            Node::File {
-                data: c.as_bytes().to_vec(),
-                executable: false,
-            },
-        )
-        .unwrap();
+        t.insert(p, Node::File { data: c.as_bytes().to_vec(), executable: false }).unwrap();
     }
     t
 }
@@ -134,14 +127,7 @@ fn missing_manifest_is_named() {
 #[test]
 fn migration_files_are_checked() {
     let mut t = good_tree(GOOD);
-    t.insert(
-        "migrations/0002_drop.up.sql",
-        Node::File {
-            data: b"drop table t;".to_vec(),
-            executable: false,
-        },
-    )
-    .unwrap();
+    t.insert("migrations/0002_drop.up.sql", Node::File { data: b"drop table t;".to_vec(), executable: false }).unwrap();
     let e = Manifest::from_tree(&t).unwrap_err();
     assert_eq!(e.file, "migrations/0002_drop.up.sql");
     assert!(e.message.contains("gatehouse: expand"), "{e}");
@@ -149,38 +135,21 @@ fn migration_files_are_checked() {
     let mut t = good_tree(GOOD);
     t.insert(
         "migrations/0002_drop.up.sql",
-        Node::File {
-            data: b"-- gatehouse: contract\ndrop table t;".to_vec(),
-            executable: false,
-        },
+        Node::File { data: b"-- gatehouse: contract\ndrop table t;".to_vec(), executable: false },
     )
     .unwrap();
     let e = Manifest::from_tree(&t).unwrap_err();
     assert!(e.message.contains("rollback"), "{e}");
 
     let mut t = good_tree(GOOD);
-    t.insert(
-        "migrations/readme.md",
-        Node::File {
-            data: vec![],
-            executable: false,
-        },
-    )
-    .unwrap();
+    t.insert("migrations/readme.md", Node::File { data: vec![], executable: false }).unwrap();
     assert!(Manifest::from_tree(&t).unwrap_err().message.contains("NNNN_name"));
 }
 
 #[test]
 fn non_utf8_manifest_is_reported() {
     let mut t = Tree::default();
-    t.insert(
-        MANIFEST_FILE,
-        Node::File {
-            data: b"[app]\nname = \"\xff\"".to_vec(),
-            executable: false,
-        },
-    )
-    .unwrap();
+    t.insert(MANIFEST_FILE, Node::File { data: b"[app]\nname = \"\xff\"".to_vec(), executable: false }).unwrap();
     let e = Manifest::from_tree(&t).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(e.message.contains("UTF-8"));

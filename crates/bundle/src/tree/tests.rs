@@ -63,11 +63,8 @@ fn rejects_parent_traversal() {
 #[test]
 fn rejects_symlinks_out_of_the_tree() {
     for target in ["/etc/passwd", "../x", "a/../../x", "../../../../root"] {
-        let err = unpack(
-            &archive(&[("link", tar::EntryType::Symlink, b"", Some(target))]),
-            &Limits::default(),
-        )
-        .unwrap_err();
+        let err =
+            unpack(&archive(&[("link", tar::EntryType::Symlink, b"", Some(target))]), &Limits::default()).unwrap_err();
         assert!(matches!(err, BundleError::SymlinkEscape { .. }), "{target}: {err}");
     }
 }
@@ -89,10 +86,7 @@ fn accepts_symlinks_inside_the_tree() {
 #[test]
 fn rejects_entries_under_a_symlink() {
     let err = unpack(
-        &archive(&[
-            ("sub", tar::EntryType::Symlink, b"", Some(".")),
-            ("sub/file", REG, b"x", None),
-        ]),
+        &archive(&[("sub", tar::EntryType::Symlink, b"", Some(".")), ("sub/file", REG, b"x", None)]),
         &Limits::default(),
     )
     .unwrap_err();
@@ -127,10 +121,7 @@ fn stops_decompression_bombs() {
     let zeros = vec![0u8; 64 * 1024 * 1024];
     raw_entry(&mut b, "bomb", REG, &zeros, None);
     let bomb = gz(&b.into_inner().unwrap());
-    let limits = Limits {
-        max_unpacked_bytes: 1024 * 1024,
-        ..Limits::default()
-    };
+    let limits = Limits { max_unpacked_bytes: 1024 * 1024, ..Limits::default() };
     let err = unpack(&bomb, &limits).unwrap_err();
     assert!(matches!(err, BundleError::TooLarge(_)), "{err}");
 }
@@ -139,25 +130,16 @@ fn stops_decompression_bombs() {
 fn stops_bombs_of_padding_after_the_end_marker() {
     let mut tar = archive(&[("a", REG, b"x", None)]);
     tar.extend(std::iter::repeat_n(0u8, 4 * 1024 * 1024));
-    let limits = Limits {
-        max_unpacked_bytes: 1024 * 1024,
-        ..Limits::default()
-    };
+    let limits = Limits { max_unpacked_bytes: 1024 * 1024, ..Limits::default() };
     assert!(matches!(unpack(&gz(&tar), &limits), Err(BundleError::TooLarge(_))));
 }
 
 #[test]
 fn rejects_oversized_archives_and_too_many_files() {
     let tar = archive(&[("a", REG, b"1", None), ("b", REG, b"2", None), ("c", REG, b"3", None)]);
-    let small = Limits {
-        max_archive_bytes: 100,
-        ..Limits::default()
-    };
+    let small = Limits { max_archive_bytes: 100, ..Limits::default() };
     assert!(matches!(unpack(&tar, &small), Err(BundleError::TooLarge(_))));
-    let few = Limits {
-        max_files: 2,
-        ..Limits::default()
-    };
+    let few = Limits { max_files: 2, ..Limits::default() };
     assert!(matches!(unpack(&tar, &few), Err(BundleError::TooManyFiles(2))));
 }
 
@@ -191,14 +173,7 @@ fn digest_changes_with_content_and_mode() {
     let other = unpack(&archive(&[("a", REG, b"2", None)]), &Limits::default()).unwrap();
     assert_ne!(base.digest(), other.digest());
     let mut exec = Tree::default();
-    exec.insert(
-        "a",
-        Node::File {
-            data: b"1".to_vec(),
-            executable: true,
-        },
-    )
-    .unwrap();
+    exec.insert("a", Node::File { data: b"1".to_vec(), executable: true }).unwrap();
     assert_ne!(base.digest(), exec.digest());
 }
 
@@ -224,10 +199,7 @@ fn packs_a_folder_honouring_gatehouseignore() {
 fn packing_refuses_a_symlink_out_of_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd")).unwrap();
-    assert!(matches!(
-        Tree::from_dir(dir.path(), &Limits::default()),
-        Err(BundleError::SymlinkEscape { .. })
-    ));
+    assert!(matches!(Tree::from_dir(dir.path(), &Limits::default()), Err(BundleError::SymlinkEscape { .. })));
 }
 
 fn arb_tree() -> impl Strategy<Value = Tree> {

@@ -41,17 +41,21 @@ pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> 
             output::table(
                 &["NAME", "ID", "SENSITIVITY", "STATUS", "HEAD"],
                 apps.iter()
-                    .map(|a| vec![s(a, "name"), s(a, "id"), s(a, "sensitivity"), s(a, "status"), short(&s(a, "head_revision"))])
+                    .map(|a| {
+                        vec![
+                            s(a, "name"),
+                            s(a, "id"),
+                            s(a, "sensitivity"),
+                            s(a, "status"),
+                            short(&s(a, "head_revision")),
+                        ]
+                    })
                     .collect(),
             );
         }
-        AppCommand::Create {
-            name,
-            folder,
-            sensitivity,
-            description,
-        } => {
-            let body = json!({ "name": name, "folder": folder, "sensitivity": sensitivity, "description": description });
+        AppCommand::Create { name, folder, sensitivity, description } => {
+            let body =
+                json!({ "name": name, "folder": folder, "sensitivity": sensitivity, "description": description });
             let a: Value = client.json(Method::POST, "api/v1/apps", &body).await?;
             if as_json {
                 return output::json(&a);
@@ -62,15 +66,11 @@ pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> 
             let a: Value = client.get(&format!("api/v1/apps/{}", seg(&app))).await?;
             print_app(&a, as_json)?;
         }
-        AppCommand::Update {
-            app,
-            folder,
-            sensitivity,
-            status,
-            description,
-        } => {
+        AppCommand::Update { app, folder, sensitivity, status, description } => {
             let mut body = Map::new();
-            for (k, v) in [("folder", folder), ("sensitivity", sensitivity), ("status", status), ("description", description)] {
+            for (k, v) in
+                [("folder", folder), ("sensitivity", sensitivity), ("status", status), ("description", description)]
+            {
                 if let Some(v) = v {
                     body.insert(k.to_owned(), Value::String(v));
                 }
@@ -91,13 +91,21 @@ pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> 
                 revs.iter()
                     .map(|r| {
                         let p = &r["provenance"];
-                        let ai = match (p.get("agent").and_then(Value::as_str), p.get("model").and_then(Value::as_str)) {
+                        let ai = match (p.get("agent").and_then(Value::as_str), p.get("model").and_then(Value::as_str))
+                        {
                             (Some(a), Some(m)) => format!("{a}/{m}"),
                             (Some(a), None) => a.to_owned(),
                             (None, Some(m)) => m.to_owned(),
                             (None, None) => "-".to_owned(),
                         };
-                        vec![s(r, "number"), short(&s(r, "digest")), s(r, "created_at"), s(r, "author_name"), ai, s(r, "message")]
+                        vec![
+                            s(r, "number"),
+                            short(&s(r, "digest")),
+                            s(r, "created_at"),
+                            s(r, "author_name"),
+                            ai,
+                            s(r, "message"),
+                        ]
                     })
                     .collect(),
             );

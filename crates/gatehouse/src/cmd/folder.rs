@@ -55,14 +55,16 @@ pub async fn run(cmd: FolderCommand, client: &Client, as_json: bool) -> Result<(
         }
         FolderCommand::Rename { folder, name } => {
             let id = folder_id(client, &folder).await?;
-            let f: Value = client.json(Method::PATCH, &format!("api/v1/folders/{}", seg(&id)), &json!({ "name": name })).await?;
+            let f: Value =
+                client.json(Method::PATCH, &format!("api/v1/folders/{}", seg(&id)), &json!({ "name": name })).await?;
             print_folder(&f, as_json, "renamed")?;
         }
         FolderCommand::Move { folder, parent } => {
             let id = folder_id(client, &folder).await?;
             let parent = if parent.starts_with("fld_") { parent } else { normalize(&parent) };
-            let f: Value =
-                client.json(Method::PATCH, &format!("api/v1/folders/{}", seg(&id)), &json!({ "parent": parent })).await?;
+            let f: Value = client
+                .json(Method::PATCH, &format!("api/v1/folders/{}", seg(&id)), &json!({ "parent": parent }))
+                .await?;
             print_folder(&f, as_json, "moved")?;
         }
         FolderCommand::Delete { folder } => {

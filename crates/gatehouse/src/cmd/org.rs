@@ -30,11 +30,7 @@ pub async fn run(cmd: OrgCommand, client: &Client, as_json: bool) -> Result<()> 
                 orgs.iter().map(|o| vec![s(o, "name"), s(o, "id"), s(o, "operator"), s(o, "created_at")]).collect(),
             );
         }
-        OrgCommand::Create {
-            name,
-            admin_email,
-            display_name,
-        } => {
+        OrgCommand::Create { name, admin_email, display_name } => {
             let body = json!({ "name": name, "admin_email": admin_email, "display_name": display_name });
             let created: Value = client.json(Method::POST, "api/v1/orgs", &body).await?;
             if as_json {

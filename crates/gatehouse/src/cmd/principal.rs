@@ -22,12 +22,7 @@ pub async fn run_principal(cmd: PrincipalCommand, client: &Client, as_json: bool
             );
             return Ok(());
         }
-        PrincipalCommand::Create {
-            name,
-            kind,
-            max_scope,
-            display_name,
-        } => {
+        PrincipalCommand::Create { name, kind, max_scope, display_name } => {
             let body = json!({ "kind": kind, "name": name, "max_scope": max_scope, "display_name": display_name });
             client.json(Method::POST, "api/v1/principals", &body).await?
         }
@@ -76,14 +71,11 @@ pub async fn run_token(cmd: TokenCommand, client: &Client, as_json: bool) -> Res
                     .collect(),
             );
         }
-        TokenCommand::Create {
-            name,
-            scope,
-            expires_in,
-            principal,
-        } => {
+        TokenCommand::Create { name, scope, expires_in, principal } => {
             let ttl = expires_in
-                .map(|e| humantime::parse_duration(&e).with_context(|| format!("`{e}` is not a duration such as 30d or 12h")))
+                .map(|e| {
+                    humantime::parse_duration(&e).with_context(|| format!("`{e}` is not a duration such as 30d or 12h"))
+                })
                 .transpose()?
                 .map(|d| d.as_secs());
             let body = json!({ "name": name, "scope": scope, "ttl_seconds": ttl, "principal_id": principal });
@@ -91,7 +83,13 @@ pub async fn run_token(cmd: TokenCommand, client: &Client, as_json: bool) -> Res
             if as_json {
                 return output::json(&t);
             }
-            println!("created token {} ({}, scope {}, expires {})", s(&t, "name"), s(&t, "id"), s(&t, "scope"), s(&t, "expires_at"));
+            println!(
+                "created token {} ({}, scope {}, expires {})",
+                s(&t, "name"),
+                s(&t, "id"),
+                s(&t, "scope"),
+                s(&t, "expires_at")
+            );
             println!("secret (shown only now):\n\n    {}\n", s(&t, "secret"));
         }
         TokenCommand::Revoke { id } => {

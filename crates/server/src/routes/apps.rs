@@ -13,12 +13,10 @@ use utoipa_axum::routes;
 use super::folders::resolve_folder;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Read, Write, ApiJson, ApiPath, ApiQuery, Auth};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Read, Write};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_apps, create_app))
-        .routes(routes!(get_app, update_app))
+    OpenApiRouter::new().routes(routes!(list_apps, create_app)).routes(routes!(get_app, update_app))
 }
 
 /// Finds an app by id (`app_…`) or by name.
@@ -42,7 +40,11 @@ pub struct AppFilter {
 /// List apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppFilter),
     responses((status = 200, body = Vec<App>), (status = 401, body = crate::Problem)))]
-async fn list_apps(State(state): State<AppState>, auth: Auth<Read>, ApiQuery(filter): ApiQuery<AppFilter>) -> ApiResult<Json<Vec<App>>> {
+async fn list_apps(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(filter): ApiQuery<AppFilter>,
+) -> ApiResult<Json<Vec<App>>> {
     let p = auth.principal();
     let folder = match &filter.folder {
         Some(f) => Some(resolve_folder(&state.store, &p.org_id, f).await?.id),
@@ -70,7 +72,11 @@ pub struct CreateApp {
 /// Create an app.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = CreateApp,
     responses((status = 201, body = App), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
-async fn create_app(State(state): State<AppState>, auth: Auth<Write>, ApiJson(req): ApiJson<CreateApp>) -> ApiResult<(StatusCode, Json<App>)> {
+async fn create_app(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(req): ApiJson<CreateApp>,
+) -> ApiResult<(StatusCode, Json<App>)> {
     let p = auth.principal();
     let folder = match &req.folder {
         Some(f) => resolve_folder(&state.store, &p.org_id, f).await?,
@@ -96,7 +102,11 @@ async fn create_app(State(state): State<AppState>, auth: Auth<Write>, ApiJson(re
 /// Show an app, by id or name.
 #[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "app id or name")),
     responses((status = 200, body = App), (status = 404, body = crate::Problem)))]
-async fn get_app(State(state): State<AppState>, auth: Auth<Read>, ApiPath(app): ApiPath<String>) -> ApiResult<Json<App>> {
+async fn get_app(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiPath(app): ApiPath<String>,
+) -> ApiResult<Json<App>> {
     let p = auth.principal();
     Ok(Json(resolve_app(&state.store, &p.org_id, &app).await?))
 }

@@ -12,18 +12,21 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Read, Write, ApiJson, ApiPath, Auth};
+use crate::extract::{ApiJson, ApiPath, Auth, Read, Write};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_folders, create_folder))
-        .routes(routes!(get_folder, update_folder, delete_folder))
+    OpenApiRouter::new().routes(routes!(list_folders, create_folder)).routes(routes!(
+        get_folder,
+        update_folder,
+        delete_folder
+    ))
 }
 
 /// Finds a folder by id (`fld_…`) or by path (`/finance/refunds`).
 pub(crate) async fn resolve_folder(store: &Store, org: &OrgId, reference: &str) -> ApiResult<Folder> {
     if FolderId::looks_like(reference) {
-        let id: FolderId = reference.parse().map_err(|e: gatehouse_core::IdError| crate::ApiError::Unprocessable(e.to_string()))?;
+        let id: FolderId =
+            reference.parse().map_err(|e: gatehouse_core::IdError| crate::ApiError::Unprocessable(e.to_string()))?;
         Ok(store.get_folder(org, &id).await?)
     } else if reference.starts_with('/') {
         Ok(store.folder_by_path(org, reference).await?)
@@ -74,7 +77,11 @@ async fn create_folder(
 /// Show a folder.
 #[utoipa::path(get, path = "/api/v1/folders/{id}", tag = "folders", params(("id" = FolderId, Path)),
     responses((status = 200, body = Folder), (status = 404, body = crate::Problem)))]
-async fn get_folder(State(state): State<AppState>, auth: Auth<Read>, ApiPath(id): ApiPath<FolderId>) -> ApiResult<Json<Folder>> {
+async fn get_folder(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<Json<Folder>> {
     let p = auth.principal();
     Ok(Json(state.store.get_folder(&p.org_id, &id).await?))
 }
@@ -112,7 +119,11 @@ async fn update_folder(
 /// Delete an empty folder.
 #[utoipa::path(delete, path = "/api/v1/folders/{id}", tag = "folders", params(("id" = FolderId, Path)),
     responses((status = 204), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
-async fn delete_folder(State(state): State<AppState>, auth: Auth<Write>, ApiPath(id): ApiPath<FolderId>) -> ApiResult<StatusCode> {
+async fn delete_folder(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<StatusCode> {
     let p = auth.principal();
     state.store.delete_folder(&p.org_id, &id).await?;
     tracing::info!(folder = %id, by = %p.id, "folder deleted");

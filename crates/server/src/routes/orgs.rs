@@ -12,16 +12,13 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, Read, ApiJson, ApiPath, Auth};
+use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read};
 
 /// Lifetime of the first admin token of a new org.
 const NEW_ORG_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(whoami))
-        .routes(routes!(list_orgs, create_org))
-        .routes(routes!(get_org))
+    OpenApiRouter::new().routes(routes!(whoami)).routes(routes!(list_orgs, create_org)).routes(routes!(get_org))
 }
 
 /// Who the caller is.
@@ -107,14 +104,7 @@ async fn create_org(
         })
         .await?;
     tracing::info!(org = %created.org.id, by = %p.id, "organization created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedOrg {
-            org: created.org,
-            admin: created.admin,
-            token: created.token,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedOrg { org: created.org, admin: created.admin, token: created.token })))
 }
 
 /// Show an org: the caller's own, or any for operator admins.

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, Read, ApiJson, ApiPath, ApiQuery, Auth};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Auth, Read};
 
 /// Tokens live this long unless asked otherwise.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -172,10 +172,7 @@ async fn create_token(
         auth.require(Scope::Admin)?;
     } else if !p.scope.grants(req.scope) {
         // A token can never mint a stronger one.
-        return Err(ApiError::Forbidden(format!(
-            "a `{}` token cannot create a `{}` token",
-            p.scope, req.scope
-        )));
+        return Err(ApiError::Forbidden(format!("a `{}` token cannot create a `{}` token", p.scope, req.scope)));
     }
     let ttl = match req.ttl_seconds {
         None => DEFAULT_TOKEN_TTL,

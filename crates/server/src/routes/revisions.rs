@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::apps::resolve_app;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Push, Read, ApiPath, ApiQuery, Auth};
+use crate::extract::{ApiPath, ApiQuery, Auth, Push, Read};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,13 +27,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Media types accepted for bundle uploads.
-const ARCHIVE_TYPES: [&str; 5] = [
-    "application/gzip",
-    "application/x-gzip",
-    "application/x-tar",
-    "application/tar+gzip",
-    "application/octet-stream",
-];
+const ARCHIVE_TYPES: [&str; 5] =
+    ["application/gzip", "application/x-gzip", "application/x-tar", "application/tar+gzip", "application/octet-stream"];
 
 /// Metadata sent with a push.
 #[derive(Deserialize, IntoParams)]
@@ -62,9 +57,7 @@ pub struct PushResult {
 
 fn check_text(field: &str, value: &Option<String>, max: usize) -> ApiResult<()> {
     if value.as_ref().is_some_and(|v| v.len() > max || v.chars().any(|c| c.is_control() && c != '\n')) {
-        return Err(ApiError::BadRequest(format!(
-            "`{field}` must be at most {max} bytes of printable text"
-        )));
+        return Err(ApiError::BadRequest(format!("`{field}` must be at most {max} bytes of printable text")));
     }
     Ok(())
 }
@@ -108,15 +101,10 @@ async fn read_archive(headers: &HeaderMap, body: Body, limits: &Limits) -> ApiRe
     }
     let limit = usize::try_from(limits.max_archive_bytes).unwrap_or(usize::MAX);
     let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "the bundle is larger than the limit of {} bytes",
-            limits.max_archive_bytes
-        ))
+        ApiError::PayloadTooLarge(format!("the bundle is larger than the limit of {} bytes", limits.max_archive_bytes))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_archive_bytes) {
         return Err(too_large());
     }
@@ -129,11 +117,7 @@ async fn read_archive(headers: &HeaderMap, body: Body, limits: &Limits) -> ApiRe
 
 /// Where `[app].name` stands in the manifest, for a mismatch error.
 fn name_location(bundle: &Bundle) -> (usize, usize) {
-    let text = bundle
-        .tree
-        .file(gatehouse_bundle::MANIFEST_FILE)
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
+    let text = bundle.tree.file(gatehouse_bundle::MANIFEST_FILE).map(String::from_utf8_lossy).unwrap_or_default();
     let mut in_app = false;
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
@@ -215,22 +199,13 @@ async fn push_revision(
             .update_app(
                 &p.org_id,
                 &app.id,
-                AppPatch {
-                    sensitivity: Some(bundle.manifest.app.sensitivity),
-                    ..AppPatch::default()
-                },
+                AppPatch { sensitivity: Some(bundle.manifest.app.sensitivity), ..AppPatch::default() },
             )
             .await?;
     }
     tracing::info!(app = %app.id, digest = %outcome.revision.digest, created = outcome.created, by = %p.id, "revision pushed");
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((
-        status,
-        Json(PushResult {
-            revision: outcome.revision,
-            created: outcome.created,
-        }),
-    ))
+    Ok((status, Json(PushResult { revision: outcome.revision, created: outcome.created })))
 }
 
 /// Paging for history.
@@ -325,13 +300,12 @@ pub struct DiffResult {
 
 async fn load_bundle(store: &Store, org: &OrgId, revision: &Revision, limits: Limits) -> ApiResult<Bundle> {
     let data = store.get_archive(org, &revision.digest).await?;
-    tokio::task::spawn_blocking(move || Bundle::open(&data, &limits))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| {
+    tokio::task::spawn_blocking(move || Bundle::open(&data, &limits)).await.map_err(|_| ApiError::Internal)?.map_err(
+        |e| {
             tracing::error!(error = %e, "stored archive does not reopen");
             ApiError::Internal
-        })
+        },
+    )
 }
 
 /// Compare two revisions: file changes, and separately the manifest capabilities added or removed.
@@ -350,15 +324,13 @@ async fn diff_revisions(
     let to = state.store.get_revision(&p.org_id, &app.id, &params.to).await?;
     // Stored archives were accepted under some limits; reopen them under generous ones so a
     // later tightening of limits cannot make history unreadable.
-    let limits = Limits {
-        max_archive_bytes: u64::MAX,
-        max_unpacked_bytes: u64::MAX,
-        max_files: usize::MAX,
-    };
+    let limits = Limits { max_archive_bytes: u64::MAX, max_unpacked_bytes: u64::MAX, max_files: usize::MAX };
     let a = load_bundle(&state.store, &p.org_id, &from, limits).await?;
     let b = load_bundle(&state.store, &p.org_id, &to, limits).await?;
-    let diff = tokio::task::spawn_blocking(move || gatehouse_bundle::diff::revisions((&a.tree, &a.manifest), (&b.tree, &b.manifest)))
-        .await
-        .map_err(|_| ApiError::Internal)?;
+    let diff = tokio::task::spawn_blocking(move || {
+        gatehouse_bundle::diff::revisions((&a.tree, &a.manifest), (&b.tree, &b.manifest))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
     Ok(Json(DiffResult { from, to, diff }))
 }

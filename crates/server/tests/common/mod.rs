@@ -1,5 +1,5 @@
 //! Shared helpers: a router over a fresh store on either backend, requests, and bundles.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::Router;
 use axum::body::Body;
@@ -49,13 +49,7 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
         .unwrap()
         .unwrap();
     let router = build_router(AppState::new(store.clone(), &config));
-    TestApp {
-        router,
-        store,
-        boot,
-        config,
-        _dir: dir,
-    }
+    TestApp { router, store, boot, config, _dir: dir }
 }
 
 impl TestApp {
@@ -68,17 +62,19 @@ impl TestApp {
     pub async fn raw(&self, req: Request<Body>) -> (StatusCode, String, Value) {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
-        let ct = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let ct = res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, ct, json)
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -130,14 +126,7 @@ pub fn manifest(name: &str) -> String {
 pub fn bundle(files: &[(&str, &str)]) -> Vec<u8> {
     let mut t = Tree::default();
     for (p, c) in files {
-        t.insert(
-            p,
-            Node::File {
-                data: c.as_bytes().to_vec(),
-                executable: false,
-            },
-        )
-        .unwrap();
+        t.insert(p, Node::File { data: c.as_bytes().to_vec(), executable: false }).unwrap();
     }
     t.to_tar_gz()
 }
