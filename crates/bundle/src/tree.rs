@@ -184,12 +184,7 @@ impl Tree {
 
     /// The canonical archive, gzip-compressed, as stored and as uploaded by the CLI.
     pub fn to_tar_gz(&self) -> Vec<u8> {
-        use std::io::Write;
-        let tar = self.canonical_tar();
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(tar.len() / 3), flate2::Compression::new(6));
-        // Writes into a Vec do not fail.
-        let _ = enc.write_all(&tar);
-        enc.finish().unwrap_or_default()
+        gzip(&self.canonical_tar())
     }
 
     /// Packs an app folder, honouring `.gatehouseignore` files (gitignore syntax) and always
@@ -322,6 +317,15 @@ fn check_symlink(path: &str, target: &str) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// Gzip at the level used for stored archives; the header carries no name or time.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 3), flate2::Compression::new(6));
+    // Writes into a Vec do not fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
 /// Counts bytes read and fails once more than `limit` have come through.
 struct LimitedReader<R> {
     inner: R,
@@ -351,9 +355,18 @@ impl fmt::Display for UnpackedTooLarge {
 
 impl std::error::Error for UnpackedTooLarge {}
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Unpacks a tar or tar.gz archive into a [`Tree`], refusing absolute paths, `..`, links out of
 /// the tree, hard links, device files, and anything over `limits`.
 pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
+    let (raw, _) = decompress(archive, limits)?;
+    parse_tar(&raw, limits)
+}
+
+/// The uncompressed tar inside `archive`, and whether `archive` is a plain single-member gzip of
+/// it (no name, comment, extra field or trailing bytes), which may then be stored as it came.
+pub(crate) fn decompress(archive: &[u8], limits: &Limits) -> Result<(Vec<u8>, bool), BundleError> {
     if archive.len() as u64 > limits.max_archive_bytes {
         return Err(BundleError::TooLarge(format!(
             "the archive is {} bytes; the limit is {}",
@@ -361,13 +374,6 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
             limits.max_archive_bytes
         )));
     }
-    let source: Box<dyn Read + '_> = if archive.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(archive))
-    } else {
-        Box::new(archive)
-    };
-    let reader = LimitedReader { inner: source, read: 0, limit: limits.max_unpacked_bytes };
-    let mut ar = tar::Archive::new(reader);
     let map_io = |e: io::Error| {
         if e.get_ref().is_some_and(|inner| inner.is::<UnpackedTooLarge>()) {
             BundleError::TooLarge(format!("it unpacks to more than {} bytes", limits.max_unpacked_bytes))
@@ -375,6 +381,37 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
             BundleError::Corrupt(e.to_string())
         }
     };
+    if !archive.starts_with(&GZIP_MAGIC) {
+        if archive.len() as u64 > limits.max_unpacked_bytes {
+            return Err(map_io(io::Error::other(UnpackedTooLarge)));
+        }
+        return Ok((archive.to_vec(), false));
+    }
+    let mut raw = Vec::with_capacity(archive.len().saturating_mul(2));
+    let mut first =
+        LimitedReader { inner: flate2::bufread::GzDecoder::new(archive), read: 0, limit: limits.max_unpacked_bytes };
+    first.read_to_end(&mut raw).map_err(map_io)?;
+    let clean =
+        first.inner.header().is_some_and(|h| h.filename().is_none() && h.comment().is_none() && h.extra().is_none());
+    if first.inner.into_inner().is_empty() {
+        return Ok((raw, clean));
+    }
+    // More gzip members follow (as `cat a.tar.gz b.tar.gz` makes): read them all, and never keep
+    // such an upload as it came.
+    raw.clear();
+    let mut all = LimitedReader {
+        inner: flate2::bufread::MultiGzDecoder::new(archive),
+        read: 0,
+        limit: limits.max_unpacked_bytes,
+    };
+    all.read_to_end(&mut raw).map_err(map_io)?;
+    Ok((raw, false))
+}
+
+/// Reads the entries of an uncompressed tar.
+pub(crate) fn parse_tar(raw: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
+    let mut ar = tar::Archive::new(raw);
+    let map_io = |e: io::Error| BundleError::Corrupt(e.to_string());
     let mut tree = Tree::default();
     let mut seen = 0usize;
     for entry in ar.entries().map_err(map_io)? {
@@ -423,9 +460,6 @@ pub fn unpack(archive: &[u8], limits: &Limits) -> Result<Tree, BundleError> {
         };
         tree.insert(&path, node)?;
     }
-    // Drain trailing bytes through the limit so a bomb hidden after the end marker is noticed.
-    let mut rest = ar.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(map_io)?;
     tree.check_structure()?;
     Ok(tree)
 }

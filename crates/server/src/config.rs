@@ -378,6 +378,19 @@ mod tests {
         assert_eq!(mask_url("not a url with canary"), "****");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_config_text_never_panics(text in "\\PC{0,300}") {
+            let _ = Config::from_toml(&text);
+        }
+
+        #[test]
+        fn masking_never_reveals_a_password(user in "[a-z]{1,8}", pw in "[A-Za-z0-9]{12,20}", host in "[a-z]{1,10}") {
+            let shown = mask_url(&format!("postgres://{user}:{pw}@{host}:5432/db"));
+            proptest::prop_assert!(!shown.contains(&pw), "{}", shown);
+        }
+    }
+
     #[test]
     fn validation_catches_bad_urls() {
         let c = Config { database_url: Some("mysql://x".to_owned()), ..Config::default() };

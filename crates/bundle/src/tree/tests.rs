@@ -229,3 +229,51 @@ proptest! {
         prop_assert_eq!(back, tree);
     }
 }
+
+#[test]
+fn canonical_uploads_are_stored_as_they_came() {
+    let mut tree = Tree::default();
+    tree.insert(
+        "gatehouse.toml",
+        Node::File {
+            data: b"[app]\nname = \"a\"\nruntime = \"node20\"\nentry = \"s.js\"\n".to_vec(),
+            executable: false,
+        },
+    )
+    .unwrap();
+    tree.insert("s.js", Node::File { data: b"1".to_vec(), executable: false }).unwrap();
+    let upload = tree.to_tar_gz();
+    let (bundle, stored) = crate::Bundle::open_for_storage(upload.clone(), &Limits::default()).unwrap();
+    assert_eq!(stored, upload, "a canonical upload is kept byte for byte");
+    assert_eq!(bundle.digest, tree.digest());
+
+    // A non-canonical upload (other order, times) is re-encoded; the digest is the same.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("s.js", &b"1"[..]), ("gatehouse.toml", tree.file("gatehouse.toml").unwrap())] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        h.set_mode(0o600);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let other = gz(&b.into_inner().unwrap());
+    let (bundle2, stored2) = crate::Bundle::open_for_storage(other.clone(), &Limits::default()).unwrap();
+    assert_eq!(bundle2.digest, bundle.digest);
+    assert_ne!(stored2, other);
+    assert_eq!(stored2, upload);
+
+    // Bytes smuggled after the gzip stream are not kept.
+    let mut smuggled = upload.clone();
+    smuggled.extend_from_slice(&gz(b"hidden"));
+    let (_, stored3) = crate::Bundle::open_for_storage(smuggled, &Limits::default()).unwrap();
+    assert_eq!(stored3, upload);
+}
+
+#[test]
+fn every_gzip_member_is_read() {
+    let first = gz(&archive(&[("a", REG, b"1", None)])[..1024]);
+    let mut joined = first;
+    joined.extend(gz(&archive(&[("b", REG, b"2", None)])));
+    let tree = unpack(&joined, &Limits::default()).unwrap();
+    assert_eq!(tree.len(), 2, "entries in the second gzip member are not lost");
+}

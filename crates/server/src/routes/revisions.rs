@@ -154,13 +154,9 @@ async fn push_revision(
     let provenance = provenance(&params)?;
     let archive = read_archive(&headers, body, &state.limits).await?;
     let limits = state.limits;
-    let (bundle, canonical) = tokio::task::spawn_blocking(move || {
-        let bundle = Bundle::open(&archive, &limits)?;
-        let canonical = bundle.tree.to_tar_gz();
-        Ok::<_, ApiError>((bundle, canonical))
-    })
-    .await
-    .map_err(|_| ApiError::Internal)??;
+    let (bundle, canonical) = tokio::task::spawn_blocking(move || Bundle::open_for_storage(archive, &limits))
+        .await
+        .map_err(|_| ApiError::Internal)??;
     if bundle.manifest.app.name != app.name {
         let (line, column) = name_location(&bundle);
         return Err(ApiError::InvalidManifest(ManifestError {
@@ -264,7 +260,8 @@ async fn get_archive(
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
     let revision = state.store.get_revision(&p.org_id, &app.id, &rev).await?;
     let data = state.store.get_archive(&p.org_id, &revision.digest).await?;
-    let disposition = format!("attachment; filename=\"{}-{}.tar.gz\"", app.name, &revision.digest[..12]);
+    let short = revision.digest.get(..12).unwrap_or(&revision.digest);
+    let disposition = format!("attachment; filename=\"{}-{short}.tar.gz\"", app.name);
     Ok((
         [
             (header::CONTENT_TYPE, "application/gzip".to_owned()),
