@@ -89,6 +89,7 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
         );
     }
 
+    let shutdown = shutdown_signal()?;
     let engine = match &config.database_url {
         Some(url) => format!("postgres {}", gatehouse_server::config::mask_url(url)),
         None => format!("sqlite {}", config.data_dir.display()),
@@ -96,32 +97,25 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
     tracing::info!(%addr, database = %engine, "gatehouse listening");
     println!("gatehouse listening on http://{addr}");
     let router = build_router(AppState::new(store.clone(), &config));
-    gatehouse_server::serve(listener, router, shutdown_signal()).await?;
+    gatehouse_server::serve(listener, router, shutdown).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now — before the server announces itself, so a signal
+/// sent right after start cannot hit the default action — and resolves when one arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    })
 }
 
 /// Prints the effective configuration with secrets masked.
