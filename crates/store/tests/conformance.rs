@@ -43,6 +43,8 @@ store_tests!(
     token_lifecycle,
     deactivation_revokes_tokens,
     store_is_ready,
+    concurrent_moves_cannot_form_a_cycle,
+    concurrent_pushes_number_revisions_densely,
 );
 
 fn new_org(name: &str) -> NewOrg {
@@ -392,4 +394,43 @@ async fn deactivation_revokes_tokens(store: Store) {
 
 async fn store_is_ready(store: Store) {
     store.ready().await.unwrap();
+}
+
+async fn concurrent_moves_cannot_form_a_cycle(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = a.org.id.clone();
+    for round in 0..10 {
+        let x = store.create_folder(&o, None, &format!("x{round}")).await.unwrap();
+        let y = store.create_folder(&o, None, &format!("y{round}")).await.unwrap();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (o1, o2) = (o.clone(), o.clone());
+        let (x1, y1, x2, y2) = (x.id.clone(), y.id.clone(), x.id.clone(), y.id.clone());
+        let one = tokio::spawn(async move { s1.update_folder(&o1, &x1, None, Some(&y1)).await });
+        let two = tokio::spawn(async move { s2.update_folder(&o2, &y2, None, Some(&x2)).await });
+        let (r1, r2) = (one.await.unwrap(), two.await.unwrap());
+        assert!(r1.is_ok() != r2.is_ok(), "exactly one of two crossing moves succeeds: {r1:?} {r2:?}");
+        // Every folder still has a path up to the root.
+        for f in store.list_folders(&o).await.unwrap() {
+            assert!(f.path.starts_with('/'));
+        }
+    }
+}
+
+async fn concurrent_pushes_number_revisions_densely(store: Store) {
+    let a = org(&store, "acme").await;
+    let app = app(&store, &a, "busy").await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, o, id, author) = (store.clone(), a.org.id.clone(), app.id.clone(), a.admin.id.clone());
+        tasks.push(tokio::spawn(
+            async move { s.push_revision(&o, &id, revision(&author, &format!("content-{i}"))).await },
+        ));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().created);
+    }
+    let mut numbers: Vec<i64> =
+        store.list_revisions(&a.org.id, &app.id, 100, None).await.unwrap().iter().map(|r| r.number).collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=16).collect::<Vec<i64>>());
 }
