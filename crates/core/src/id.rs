@@ -112,6 +112,11 @@ define_id!(
     TokenId, "tok", "token"
 );
 
+define_id!(
+    /// Identifies a named secret in the vault.
+    SecretId, "sec", "secret"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

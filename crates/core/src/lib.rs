@@ -8,8 +8,10 @@ pub mod name;
 pub mod principal;
 pub mod time;
 
-pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, TokenId};
-pub use model::{ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision};
+pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, SecretId, TokenId};
+pub use model::{
+    ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision, SecretMeta, SecretScopeKind,
+};
 pub use name::{NameError, validate_slug};
 pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};
 pub use time::Timestamp;

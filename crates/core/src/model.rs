@@ -185,3 +185,65 @@ pub struct Revision {
     #[schema(value_type = Object)]
     pub manifest: serde_json::Value,
 }
+
+/// Where a secret lives; a secret on a folder is visible to every app below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretScopeKind {
+    /// The whole organization.
+    Org,
+    /// A folder and everything below it.
+    Folder,
+    /// One app.
+    App,
+}
+
+impl SecretScopeKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Org => "org",
+            Self::Folder => "folder",
+            Self::App => "app",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "org" => Some(Self::Org),
+            "folder" => Some(Self::Folder),
+            "app" => Some(Self::App),
+            _ => None,
+        }
+    }
+}
+
+/// A secret's metadata. Values are never part of any record the API returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SecretMeta {
+    /// Its id.
+    pub id: crate::SecretId,
+    /// Org, folder or app.
+    pub scope_kind: SecretScopeKind,
+    /// The org, folder or app id it is scoped to.
+    pub scope_id: String,
+    /// Its name within the scope.
+    pub name: String,
+    /// The version reads return.
+    pub current_version: i64,
+    /// Who created it.
+    pub created_by: PrincipalId,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When the current version was written (the last rotation).
+    pub last_rotated_at: Timestamp,
+    /// Who wrote the current version.
+    pub last_rotated_by: PrincipalId,
+    /// When a component last read it.
+    pub last_used_at: Option<Timestamp>,
+    /// Rotation reminder: the current version is due for rotation after this many days.
+    pub rotate_every_days: Option<i64>,
+    /// Whether the reminder is due now.
+    pub rotation_due: bool,
+}

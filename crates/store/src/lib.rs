@@ -11,6 +11,7 @@ mod folders;
 mod orgs;
 mod principals;
 mod revisions;
+mod secrets;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,6 +26,7 @@ pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
 pub use revisions::{NewRevision, PushOutcome};
+pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
 
 /// Runs `$body` with `$pool` bound to the pool for reads.
 macro_rules! on_read {
