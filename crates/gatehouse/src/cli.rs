@@ -45,6 +45,64 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Secrets: write-only values that apps reach through Gatehouse.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// The organization's vault key.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// List secrets (metadata only; values are never shown).
+    List,
+    /// Set a secret, or write a new version of it. The value is read from a file or from
+    /// standard input, never from the command line.
+    Set {
+        /// The secret's name, such as STRIPE_KEY.
+        name: String,
+        /// Read the value from this file (default: standard input).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Scope to this folder (path or id) and everything below it.
+        #[arg(long, conflicts_with = "app")]
+        folder: Option<String>,
+        /// Scope to this app (name or id).
+        #[arg(long)]
+        app: Option<String>,
+        /// Remind to rotate this many days after each write.
+        #[arg(long)]
+        rotate_every_days: Option<i64>,
+    },
+    /// Show a secret's metadata.
+    Show {
+        /// Secret id.
+        id: String,
+    },
+    /// Delete a secret and all its versions.
+    Delete {
+        /// Secret id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Show which key wraps the organization's secrets.
+    Key,
+    /// Move the organization to a new key (its own, or an existing `backend:name`).
+    Rotate {
+        /// An existing key to adopt, such as pkcs11:acme-kek.
+        #[arg(long)]
+        kek: Option<String>,
+    },
+    /// Destroy the organization's key: all its secrets become unreadable for good.
+    Destroy {
+        /// The organization's name, typed out.
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 /// Where the server's configuration comes from; flags override `GATEHOUSE_*` variables, which

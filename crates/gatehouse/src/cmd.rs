@@ -5,6 +5,7 @@ mod folder;
 mod org;
 mod principal;
 mod push;
+mod secret;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Push(args) => push::run(args, &client()?, json).await,
         Command::Principal(c) => principal::run_principal(c, &client()?, json).await,
         Command::Token(c) => principal::run_token(c, &client()?, json).await,
+        Command::Secret(c) => secret::run_secret(c, &client()?, json).await,
+        Command::Vault(c) => secret::run_vault(c, &client()?, json).await,
     }
 }
 

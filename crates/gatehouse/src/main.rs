@@ -11,8 +11,28 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Whether the command line is `gatehouse … secret set …`.
+fn is_secret_set() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).any(|w| w[0] == "secret" && w[1] == "set")
+}
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if e.kind() != clap::error::ErrorKind::DisplayHelp
+                && e.kind() != clap::error::ErrorKind::DisplayVersion
+                && is_secret_set() =>
+        {
+            // clap quotes unexpected arguments back; here one of them may be a secret value.
+            eprintln!(
+                "error: `gatehouse secret set NAME` reads the value from --from-file FILE or standard input, never from the command line (see --help)"
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -37,10 +37,11 @@ pub fn effective_config(args: &ServerArgs) -> Result<Config> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Every line passes the redactor, which masks any secret value this process has handled.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(gatehouse_vault::redact::RedactingMakeWriter::new(std::io::stderr));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -96,7 +97,14 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
     };
     tracing::info!(%addr, database = %engine, "gatehouse listening");
     println!("gatehouse listening on http://{addr}");
-    let router = build_router(AppState::new(store.clone(), &config));
+    let vault = gatehouse_server::vault::open_vault(store.clone(), &config, &ProcessEnv)?;
+    let resume = vault.clone();
+    tokio::spawn(async move {
+        if let Err(e) = resume.resume_rewraps().await {
+            tracing::error!(error = %e, "could not resume key re-wraps; they resume at next start");
+        }
+    });
+    let router = build_router(AppState::new(store.clone(), vault, &config));
     gatehouse_server::serve(listener, router, shutdown).await?;
     store.close().await;
     tracing::info!("stopped");

@@ -32,6 +32,49 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The first org and admin, created once on an empty database.
     pub bootstrap: BootstrapConfig,
+    /// Secrets and their keys.
+    pub vault: VaultSettings,
+}
+
+/// Where the vault's key-encryption keys live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultSettings {
+    /// The KEK of orgs without their own, as `backend:name` (`local:default`, `pkcs11:gatehouse-kek`).
+    pub default_kek: String,
+    /// Backend in which per-org keys are created when an org rotates to its own key.
+    pub org_key_backend: String,
+    /// The local key file (created with mode 0600); `<data_dir>/vault-keys.json` when unset.
+    pub key_file: Option<PathBuf>,
+    /// How long an unwrapped data key may be reused, such as `60s`; `0s` disables the cache.
+    #[serde(with = "humantime_serde_compat")]
+    pub dek_cache_ttl: Duration,
+    /// A PKCS#11 token holding KEKs, if any.
+    pub pkcs11: Option<Pkcs11Settings>,
+}
+
+/// A PKCS#11 token. The PIN comes from `pin_file` or `GATEHOUSE_PKCS11_PIN`, never from this file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Settings {
+    /// The module, such as `/usr/lib/softhsm/libsofthsm2.so`.
+    pub library: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// A file holding the user PIN.
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        Self {
+            default_kek: "local:default".to_owned(),
+            org_key_backend: "local".to_owned(),
+            key_file: None,
+            dek_cache_ttl: Duration::from_secs(60),
+            pkcs11: None,
+        }
+    }
 }
 
 /// How logs are written.
@@ -82,6 +125,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             limits: LimitsConfig::default(),
             bootstrap: BootstrapConfig::default(),
+            vault: VaultSettings::default(),
         }
     }
 }
@@ -173,7 +217,7 @@ impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String
 }
 
 /// The environment variables read, in the order applied.
-pub const ENV_VARS: [&str; 11] = [
+pub const ENV_VARS: [&str; 16] = [
     "GATEHOUSE_LISTEN",
     "GATEHOUSE_DATA_DIR",
     "GATEHOUSE_DATABASE_URL",
@@ -185,6 +229,11 @@ pub const ENV_VARS: [&str; 11] = [
     "GATEHOUSE_MAX_JSON_BYTES",
     "GATEHOUSE_BOOTSTRAP_ORG",
     "GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL",
+    "GATEHOUSE_VAULT_DEFAULT_KEK",
+    "GATEHOUSE_VAULT_KEY_FILE",
+    "GATEHOUSE_PKCS11_LIBRARY",
+    "GATEHOUSE_PKCS11_TOKEN",
+    "GATEHOUSE_PKCS11_PIN_FILE",
 ];
 
 fn parse_env<T: std::str::FromStr>(env: &dyn Env, var: &'static str, what: &str) -> Result<Option<T>, ConfigError> {
@@ -197,6 +246,11 @@ fn parse_env<T: std::str::FromStr>(env: &dyn Env, var: &'static str, what: &str)
 }
 
 impl Config {
+    /// The local key file's path.
+    pub fn key_file(&self) -> PathBuf {
+        self.vault.key_file.clone().unwrap_or_else(|| self.data_dir.join("vault-keys.json"))
+    }
+
     /// Reads a configuration file over the defaults.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -265,6 +319,21 @@ impl Config {
         if let Some(v) = env.get("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL") {
             self.bootstrap.admin_email = v;
         }
+        if let Some(v) = env.get("GATEHOUSE_VAULT_DEFAULT_KEK") {
+            self.vault.default_kek = v;
+        }
+        if let Some(v) = env.get("GATEHOUSE_VAULT_KEY_FILE") {
+            self.vault.key_file = Some(PathBuf::from(v));
+        }
+        if let (Some(library), Some(token_label)) =
+            (env.get("GATEHOUSE_PKCS11_LIBRARY"), env.get("GATEHOUSE_PKCS11_TOKEN"))
+        {
+            self.vault.pkcs11 = Some(Pkcs11Settings {
+                library: PathBuf::from(library),
+                token_label,
+                pin_file: env.get("GATEHOUSE_PKCS11_PIN_FILE").map(PathBuf::from),
+            });
+        }
         Ok(())
     }
 
@@ -282,6 +351,26 @@ impl Config {
                 "`limits.max_unpacked_bytes` must be at least `limits.max_bundle_bytes`, and both above zero"
                     .to_owned(),
             ));
+        }
+        let backend = |r: &str| r.split_once(':').map(|(b, _)| b.to_owned()).unwrap_or_default();
+        for (what, b) in [
+            ("vault.default_kek", backend(&self.vault.default_kek)),
+            ("vault.org_key_backend", self.vault.org_key_backend.clone()),
+        ] {
+            match b.as_str() {
+                "local" => {}
+                "pkcs11" if self.vault.pkcs11.is_some() => {}
+                "pkcs11" => {
+                    return Err(ConfigError::Invalid(format!(
+                        "`{what}` uses pkcs11 but `[vault.pkcs11]` is not configured"
+                    )));
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "`{what}` must name the `local` or `pkcs11` backend (`backend:name` for keys)"
+                    )));
+                }
+            }
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("`database_max_connections` must be at least 1".to_owned()));

@@ -69,6 +69,12 @@ pub enum ApiError {
     /// The database is unreachable.
     #[error("service unavailable")]
     Unavailable,
+    /// The key management service is unreachable: secrets fail closed.
+    #[error("{0}")]
+    KmsUnavailable(String),
+    /// The org's key was destroyed; its secrets are gone.
+    #[error("{0}")]
+    KeyDestroyed(String),
     /// A bug; details are logged, never sent.
     #[error("internal error")]
     Internal,
@@ -93,6 +99,8 @@ impl ApiError {
             InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "Invalid bundle"),
             InvalidManifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            KmsUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kms-unavailable", "Key management unavailable"),
+            KeyDestroyed(_) => (StatusCode::GONE, "key-destroyed", "Key destroyed"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -151,6 +159,27 @@ impl From<BundleError> for ApiError {
             BundleError::Manifest(m) => ApiError::InvalidManifest(m),
             BundleError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
             other => ApiError::InvalidBundle(other.to_string()),
+        }
+    }
+}
+
+impl From<gatehouse_vault::VaultError> for ApiError {
+    fn from(e: gatehouse_vault::VaultError) -> Self {
+        use gatehouse_vault::VaultError;
+        match e {
+            VaultError::Invalid(m) => ApiError::Unprocessable(m),
+            VaultError::Unavailable(_) => {
+                tracing::error!(error = %e, "key management unavailable");
+                ApiError::KmsUnavailable(
+                    "secrets are unavailable: the key management service cannot be reached".to_owned(),
+                )
+            }
+            VaultError::KeyDestroyed => ApiError::KeyDestroyed(e.to_string()),
+            VaultError::Integrity => {
+                tracing::error!("a stored secret failed its integrity check");
+                ApiError::Internal
+            }
+            VaultError::Store(s) => s.into(),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 mod extract;
 mod routes;
+pub mod vault;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub use error::{ApiError, Problem};
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// Secrets.
+    pub vault: gatehouse_vault::Vault,
     /// Bundle limits.
     pub limits: Limits,
     /// Largest JSON body.
@@ -35,9 +38,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store` with limits from `config`.
-    pub fn new(store: Store, config: &Config) -> Self {
-        Self { store, limits: config.limits.bundle(), max_json_bytes: config.limits.max_json_bytes }
+    /// State over `store` and `vault` with limits from `config`.
+    pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Self {
+        Self { store, vault, limits: config.limits.bundle(), max_json_bytes: config.limits.max_json_bytes }
     }
 }
 

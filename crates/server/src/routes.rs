@@ -6,6 +6,7 @@ pub mod health;
 pub mod orgs;
 pub mod principals;
 pub mod revisions;
+pub mod secrets;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -20,6 +21,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(folders::routes())
         .merge(apps::routes())
         .merge(revisions::routes())
+        .merge(secrets::routes())
 }
 
 /// Answer for paths that match no route.

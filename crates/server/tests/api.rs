@@ -22,6 +22,8 @@ both_backends!(
     deactivation_locks_out_at_once,
     folders_over_http,
     secrets_never_appear_after_creation,
+    vault_secrets_are_write_only,
+    vault_key_rotation_and_destruction,
 );
 
 async fn health_and_openapi(b: Backend) {
@@ -634,4 +636,102 @@ fn fill_random(template: &str, a: &str, b: &str) -> String {
     }
     out.pop();
     out
+}
+
+const CANARY: &str = "canary-vault-7f3a9c1e5d";
+
+async fn vault_secrets_are_write_only(b: Backend) {
+    let t = app(b).await;
+    t.create_app("payments").await;
+    let (_, folder) = t.post("/api/v1/folders", t.admin(), json!({ "name": "finance" })).await;
+    let mut bodies = Vec::new();
+    let (s, first) = t
+        .post("/api/v1/secrets", t.admin(), json!({ "name": "STRIPE_KEY", "value": CANARY, "rotate_every_days": 30 }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!((first["current_version"].as_i64(), first["scope_kind"].as_str()), (Some(1), Some("org")));
+    bodies.push(first.to_string());
+    let (s, second) =
+        t.post("/api/v1/secrets", t.admin(), json!({ "name": "STRIPE_KEY", "value": format!("{CANARY}-v2") })).await;
+    assert_eq!((s, second["current_version"].as_i64()), (StatusCode::OK, Some(2)));
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["rotate_every_days"], 30);
+    bodies.push(second.to_string());
+    let (s, scoped) = t
+        .post("/api/v1/secrets", t.admin(), json!({ "name": "STRIPE_KEY", "value": CANARY, "folder": "/finance" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{scoped}");
+    assert_eq!(scoped["scope_id"], folder["id"]);
+    let (s, app_scoped) =
+        t.post("/api/v1/secrets", t.admin(), json!({ "name": "DB_URL", "value": CANARY, "app": "payments" })).await;
+    assert_eq!((s, app_scoped["scope_kind"].as_str()), (StatusCode::CREATED, Some("app")));
+    bodies.push(scoped.to_string());
+    bodies.push(app_scoped.to_string());
+
+    let (s, v) = t
+        .post(
+            "/api/v1/secrets",
+            t.admin(),
+            json!({ "name": "X", "value": CANARY, "folder": "/finance", "app": "payments" }),
+        )
+        .await;
+    bodies.push(v.to_string());
+    assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let (s, v) = t.post("/api/v1/secrets", t.admin(), json!({ "name": "bad name!", "value": CANARY })).await;
+    bodies.push(v.to_string());
+    assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let (s, v) = t.post("/api/v1/secrets", t.admin(), json!({ "name": "NOVALUE" })).await;
+    let d = assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(d.contains("missing field `value`"), "{d}");
+
+    let (_, list) = t.get("/api/v1/secrets", t.admin()).await;
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    bodies.push(list.to_string());
+    let id = first["id"].as_str().unwrap();
+    let (_, shown) = t.get(&format!("/api/v1/secrets/{id}"), t.admin()).await;
+    bodies.push(shown.to_string());
+    // There is no route that returns a value; the OpenAPI document says so too.
+    let doc = serde_json::to_string(&gatehouse_server::openapi()).unwrap();
+    assert!(!doc.contains("/secrets/{id}/value"));
+    for body in &bodies {
+        assert!(!body.contains(CANARY), "a response leaked the value: {body}");
+    }
+    let (s, _) = t.call(Method::DELETE, &format!("/api/v1/secrets/{id}"), Some(t.admin()), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = t.get(&format!("/api/v1/secrets/{id}"), t.admin()).await;
+    assert_problem(s, &v, StatusCode::NOT_FOUND, "not-found");
+}
+
+async fn vault_key_rotation_and_destruction(b: Backend) {
+    let t = app(b).await;
+    t.post("/api/v1/secrets", t.admin(), json!({ "name": "K", "value": CANARY })).await;
+    let (s, k) = t.get("/api/v1/vault/key", t.admin()).await;
+    assert_eq!(
+        (s, k["kek_ref"].as_str(), k["own_key"].as_bool()),
+        (StatusCode::OK, Some("local:default"), Some(false))
+    );
+    let (s, v) = t.post("/api/v1/vault/key/destroy", t.admin(), json!({ "confirm": "operator" })).await;
+    let d = assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(d.contains("default key"), "{d}");
+    let (s, k) = t.post("/api/v1/vault/key/rotate", t.admin(), json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{k}");
+    assert!(k["kek_ref"].as_str().unwrap().starts_with("local:org-"));
+    // The background re-wrap finishes.
+    for _ in 0..100 {
+        let (_, k) = t.get("/api/v1/vault/key", t.admin()).await;
+        if k["pending_rewrap"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, k) = t.get("/api/v1/vault/key", t.admin()).await;
+    assert_eq!(k["pending_rewrap"], 0);
+    let (s, v) = t.post("/api/v1/vault/key/rotate", t.admin(), json!({ "kek_ref": "nosuch:key" })).await;
+    assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let (s, v) = t.post("/api/v1/vault/key/destroy", t.admin(), json!({ "confirm": "wrong" })).await;
+    assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let (s, k) = t.post("/api/v1/vault/key/destroy", t.admin(), json!({ "confirm": "operator" })).await;
+    assert_eq!((s, k["destroyed"].as_bool()), (StatusCode::OK, Some(true)));
+    let (s, v) = t.post("/api/v1/secrets", t.admin(), json!({ "name": "K", "value": "new-value-after-shred" })).await;
+    assert_problem(s, &v, StatusCode::GONE, "key-destroyed");
 }

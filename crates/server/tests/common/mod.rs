@@ -18,6 +18,7 @@ pub struct TestApp {
     pub boot: Bootstrap,
     pub config: Config,
     _dir: Option<tempfile::TempDir>,
+    _keys: tempfile::TempDir,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,8 +49,17 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
         .await
         .unwrap()
         .unwrap();
-    let router = build_router(AppState::new(store.clone(), &config));
-    TestApp { router, store, boot, config, _dir: dir }
+    let keys = tempfile::tempdir().unwrap();
+    let mut config = config;
+    config.vault.key_file = Some(keys.path().join("keys.json"));
+    let vault = gatehouse_server::vault::open_vault(
+        store.clone(),
+        &config,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap();
+    let router = build_router(AppState::new(store.clone(), vault, &config));
+    TestApp { router, store, boot, config, _dir: dir, _keys: keys }
 }
 
 impl TestApp {

@@ -1,0 +1,165 @@
+//! Secrets (write-only to people) and the org's vault key.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatehouse_core::{SecretId, SecretMeta};
+use gatehouse_vault::{KeyStatus, Scope};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use zeroize::Zeroizing;
+
+use super::apps::resolve_app;
+use super::folders::resolve_folder;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read, Write};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_secrets, set_secret))
+        .routes(routes!(get_secret, delete_secret))
+        .routes(routes!(key_status))
+        .routes(routes!(rotate_key))
+        .routes(routes!(destroy_key))
+}
+
+/// List secret metadata. Values are never returned.
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets",
+    responses((status = 200, body = Vec<SecretMeta>), (status = 401, body = crate::Problem)))]
+async fn list_secrets(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<SecretMeta>>> {
+    Ok(Json(state.vault.list(&auth.principal().org_id).await?))
+}
+
+/// A secret value to store.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecret {
+    /// Name within its scope: letters, digits, `_`, `-`, `.`.
+    pub name: String,
+    /// The value (UTF-8). Write-only: no API returns it.
+    #[schema(value_type = String, format = Password)]
+    pub value: Zeroizing<String>,
+    /// Scope the secret to this folder (id or path) and everything below it.
+    pub folder: Option<String>,
+    /// Scope the secret to this app (id or name).
+    pub app: Option<String>,
+    /// Flag the secret for rotation this many days after each write.
+    pub rotate_every_days: Option<i64>,
+}
+
+/// Create a secret, or write a new version of it (a rotation). Without `folder` or `app` the
+/// secret belongs to the whole org.
+#[utoipa::path(post, path = "/api/v1/secrets", tag = "secrets", request_body = SetSecret,
+    responses((status = 201, body = SecretMeta, description = "first version"), (status = 200, body = SecretMeta, description = "new version"),
+        (status = 422, body = crate::Problem), (status = 503, body = crate::Problem, description = "key management unavailable")))]
+async fn set_secret(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(req): ApiJson<SetSecret>,
+) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
+    let p = auth.principal();
+    gatehouse_vault::redact::Redactor::global().register(req.value.as_bytes());
+    let scope = match (&req.folder, &req.app) {
+        (Some(_), Some(_)) => return Err(ApiError::Unprocessable("give `folder` or `app`, not both".to_owned())),
+        (Some(f), None) => Scope::Folder(resolve_folder(&state.store, &p.org_id, f).await?.id),
+        (None, Some(a)) => Scope::App(resolve_app(&state.store, &p.org_id, a).await?.id),
+        (None, None) => Scope::Org,
+    };
+    let meta =
+        state.vault.put(&p.org_id, &scope, &req.name, req.value.as_bytes(), &p.id, req.rotate_every_days).await?;
+    tracing::info!(secret = %meta.id, version = meta.current_version, by = %p.id, "secret written");
+    let status = if meta.current_version == 1 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(meta)))
+}
+
+/// Show a secret's metadata: scope, versions, rotation, last use.
+#[utoipa::path(get, path = "/api/v1/secrets/{id}", tag = "secrets", params(("id" = SecretId, Path)),
+    responses((status = 200, body = SecretMeta), (status = 404, body = crate::Problem)))]
+async fn get_secret(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiPath(id): ApiPath<SecretId>,
+) -> ApiResult<Json<SecretMeta>> {
+    Ok(Json(state.vault.get(&auth.principal().org_id, &id).await?))
+}
+
+/// Delete a secret and all its versions.
+#[utoipa::path(delete, path = "/api/v1/secrets/{id}", tag = "secrets", params(("id" = SecretId, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+async fn delete_secret(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiPath(id): ApiPath<SecretId>,
+) -> ApiResult<StatusCode> {
+    let p = auth.principal();
+    state.vault.delete(&p.org_id, &id, &p.id).await?;
+    tracing::info!(secret = %id, by = %p.id, "secret deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The org's key: which KEK wraps its data keys, and re-wrap progress.
+#[utoipa::path(get, path = "/api/v1/vault/key", tag = "vault",
+    responses((status = 200, body = KeyStatus), (status = 403, body = crate::Problem)))]
+async fn key_status(State(state): State<AppState>, auth: Auth<Admin>) -> ApiResult<Json<KeyStatus>> {
+    Ok(Json(state.vault.key_status(&auth.principal().org_id).await?))
+}
+
+/// A KEK rotation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// An existing key to adopt, as `backend:name` (bring your own key); a new key is created for
+    /// the org when absent.
+    pub kek_ref: Option<String>,
+}
+
+/// Move the org to a new KEK. New secrets use it at once; existing data keys are re-wrapped in
+/// the background (progress in `pending_rewrap`).
+#[utoipa::path(post, path = "/api/v1/vault/key/rotate", tag = "vault", request_body = RotateKey,
+    responses((status = 202, body = KeyStatus), (status = 422, body = crate::Problem), (status = 503, body = crate::Problem)))]
+async fn rotate_key(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(req): ApiJson<RotateKey>,
+) -> ApiResult<(StatusCode, Json<KeyStatus>)> {
+    let p = auth.principal();
+    let status = state.vault.rotate_org_key(&p.org_id, req.kek_ref, &p.id).await?;
+    let (vault, org) = (state.vault.clone(), p.org_id.clone());
+    tokio::spawn(async move {
+        match vault.rewrap(&org, None).await {
+            Ok(0) => tracing::info!(%org, "re-wrap finished"),
+            Ok(left) => tracing::warn!(%org, left, "re-wrap incomplete"),
+            Err(e) => tracing::error!(%org, error = %e, "re-wrap failed; it resumes at next start"),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+/// Confirmation for crypto-shredding.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyKey {
+    /// The org's name, typed out.
+    pub confirm: String,
+}
+
+/// Destroy the org's own key: every secret of the org becomes unreadable for good.
+#[utoipa::path(post, path = "/api/v1/vault/key/destroy", tag = "vault", request_body = DestroyKey,
+    responses((status = 200, body = KeyStatus), (status = 422, body = crate::Problem)))]
+async fn destroy_key(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(req): ApiJson<DestroyKey>,
+) -> ApiResult<Json<KeyStatus>> {
+    let p = auth.principal();
+    let org = state.store.get_org(&p.org_id).await?;
+    if req.confirm != org.name {
+        return Err(ApiError::Unprocessable(format!("set `confirm` to the organization's name, `{}`", org.name)));
+    }
+    state.vault.destroy_org_key(&p.org_id, &p.id).await?;
+    tracing::warn!(org = %p.org_id, by = %p.id, "organization key destroyed");
+    Ok(Json(state.vault.key_status(&p.org_id).await?))
+}
