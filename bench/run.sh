@@ -95,3 +95,14 @@ bench_backend sqlite
 DB="gatehouse_bench_$(date +%s)_$$"
 psql -v ON_ERROR_STOP=1 -q -d postgres -c "CREATE DATABASE $DB"
 bench_backend postgres "postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
+
+# 3. Vault reads per second, with and without the data-key cache, on the local key file and on a
+#    PKCS#11 token (a throwaway SoftHSM2 token).
+hsm="$WORK/hsm"
+mkdir -p "$hsm/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$hsm" >"$hsm/softhsm2.conf"
+export SOFTHSM2_CONF="$hsm/softhsm2.conf"
+softhsm2-util --init-token --free --label gatehouse-bench --pin 1234 --so-pin 5678 >/dev/null
+lib="$(dpkg -L softhsm2 2>/dev/null | grep -m1 'libsofthsm2\.so$' || true)"
+GATEHOUSE_TEST_PKCS11_LIB="${lib:-/usr/lib/softhsm/libsofthsm2.so}" GATEHOUSE_TEST_PKCS11_TOKEN=gatehouse-bench GATEHOUSE_TEST_PKCS11_PIN=1234 \
+  cargo bench --locked -q -p gatehouse-vault --bench reads 2>/dev/null

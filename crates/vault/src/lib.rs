@@ -292,7 +292,11 @@ impl Vault {
             .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
             .map_err(|_| VaultError::Integrity)?;
         Redactor::global().register(&plain);
-        if let Err(e) = self.store.touch_secret(org, id).await {
+        // The last-use stamp is minute-grained; skip the write when it is fresh.
+        let now = gatehouse_core::Timestamp::now().as_millis();
+        if meta.last_used_at.is_none_or(|t| now - t.as_millis() > 60_000)
+            && let Err(e) = self.store.touch_secret(org, id).await
+        {
             tracing::warn!(error = %e, "could not record secret use");
         }
         Ok(SecretValue(Zeroizing::new(plain)))
