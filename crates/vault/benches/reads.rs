@@ -27,15 +27,25 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let store = gatehouse_store::Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let boot = store
-        .create_org(NewOrg { name: "bench".into(), display_name: "bench".into(), admin_email: "a@bench.example".into(), admin_token_ttl: None })
+        .create_org(NewOrg {
+            name: "bench".into(),
+            display_name: "bench".into(),
+            admin_email: "a@bench.example".into(),
+            admin_token_ttl: None,
+        })
         .await
         .unwrap();
     let local = Arc::new(LocalKeyFile::open_or_create(&dir.path().join("keys.json"), "default").unwrap());
     let mut registry = KmsRegistry::default().with("local", local);
     let mut backends = vec!["local:default".to_owned()];
-    match (std::env::var("GATEHOUSE_TEST_PKCS11_LIB"), std::env::var("GATEHOUSE_TEST_PKCS11_TOKEN"), std::env::var("GATEHOUSE_TEST_PKCS11_PIN")) {
+    match (
+        std::env::var("GATEHOUSE_TEST_PKCS11_LIB"),
+        std::env::var("GATEHOUSE_TEST_PKCS11_TOKEN"),
+        std::env::var("GATEHOUSE_TEST_PKCS11_PIN"),
+    ) {
         (Ok(lib), Ok(token), Ok(pin)) => {
-            let hsm = Arc::new(Pkcs11Kms::new(Pkcs11Config { library: lib.into(), token_label: token, pin: pin.into() }));
+            let hsm =
+                Arc::new(Pkcs11Kms::new(Pkcs11Config { library: lib.into(), token_label: token, pin: pin.into() }));
             gatehouse_vault::kms::Kms::create_key(hsm.as_ref(), "bench-kek").ok();
             registry = registry.with("pkcs11", hsm);
             backends.push("pkcs11:bench-kek".to_owned());
@@ -54,7 +64,13 @@ async fn run() {
             let mut ids = Vec::new();
             for i in 0..SECRETS {
                 let name = format!("B{}_{}_{i}", kek.replace([':', '-'], "_"), ttl.as_secs());
-                ids.push(vault.put(&boot.org.id, &Scope::Org, &name, b"benchmark-value-0123456789", &boot.admin.id, None).await.unwrap().id);
+                ids.push(
+                    vault
+                        .put(&boot.org.id, &Scope::Org, &name, b"benchmark-value-0123456789", &boot.admin.id, None)
+                        .await
+                        .unwrap()
+                        .id,
+                );
             }
             let mut rates = Vec::new();
             for _ in 0..ROUNDS {
