@@ -29,9 +29,17 @@ impl Server {
     }
 
     fn start_logging(data_dir: &Path, database_url: Option<&str>, log: &str) -> Server {
+        Self::start_with(data_dir, database_url, log, None)
+    }
+
+    fn start_with(data_dir: &Path, database_url: Option<&str>, log: &str, config: Option<&Path>) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+        if let Some(c) = config {
+            cmd.arg("serve").arg("--config").arg(c).args(["--listen", "127.0.0.1:0", "--data-dir"]);
+        } else {
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]);
+        }
+        cmd.arg(data_dir)
             .env_remove("GATEHOUSE_CONFIG")
             .env("GATEHOUSE_LOG", log)
             .stdout(Stdio::piped())
@@ -401,4 +409,50 @@ fn secret_values_never_leak() {
     let stored = all_bytes(&dir);
     assert!(stored.len() > 10_000, "the database was read");
     assert!(!contains(&stored, CANARY), "the data directory holds the secret in plaintext");
+}
+
+/// The server with its KEKs in a real PKCS#11 token (SoftHSM2, from scripts/test): with the right
+/// PIN secrets work end to end; with a wrong PIN the server still starts, metadata stays
+/// readable, and every secret write fails closed with 503 `kms-unavailable`.
+#[test]
+fn hsm_backed_vault_and_wrong_pin() {
+    let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set; run the tests with scripts/test"));
+    let (lib, token, pin) =
+        (var("GATEHOUSE_TEST_PKCS11_LIB"), var("GATEHOUSE_TEST_PKCS11_TOKEN"), var("GATEHOUSE_TEST_PKCS11_PIN"));
+    let data = tempfile::tempdir().unwrap();
+    let config_for = |pin_value: &str, name: &str| {
+        let pin_file = data.path().join(format!("{name}.pin"));
+        std::fs::write(&pin_file, pin_value).unwrap();
+        let file = data.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "version = 1\n[vault]\norg_key_backend = \"pkcs11\"\n[vault.pkcs11]\nlibrary = \"{lib}\"\ntoken_label = \"{token}\"\npin_file = \"{}\"\n",
+                pin_file.display()
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let dir = data.path().join("data");
+
+    let good = Server::start_with(&dir, None, "warn", Some(&config_for(&pin, "good")));
+    let admin = good.bootstrap.clone().unwrap();
+    let user = User::new();
+    user.ok(&["login", "--url", &good.url, "--token", &admin]);
+    let key = user.json(&["vault", "rotate"]);
+    assert!(key["kek_ref"].as_str().unwrap().starts_with("pkcs11:org-"), "{key}");
+    let set = user.run_with_stdin(&["--json", "secret", "set", "HSM_GUARDED"], "hsm-value-canary-31");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert!(good.stop().success());
+
+    let bad = Server::start_with(&dir, None, "warn", Some(&config_for("9999", "bad")));
+    user.ok(&["login", "--url", &bad.url, "--token", &admin]);
+    assert_eq!(user.json(&["secret", "list"]).as_array().unwrap().len(), 1, "metadata needs no key");
+    let out = user.run_with_stdin(&["secret", "set", "HSM_GUARDED"], "another-value-canary");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("secrets are unavailable"), "{err}");
+    assert!(!err.contains("canary") && !err.contains("9999"), "{err}");
+    assert!(bad.stop().success());
 }

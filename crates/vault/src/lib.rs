@@ -8,6 +8,7 @@
 //! reads fail; nothing falls back to plaintext, and unwrapped data keys are cached for a short,
 //! configured time at most.
 
+mod blob;
 mod cache;
 pub mod kms;
 pub mod redact;

@@ -115,12 +115,47 @@ macro_rules! matrix {
 }
 
 matrix!(
+    sealed_blobs,
     round_trip,
     tampering_is_detected,
     scopes_resolve_by_precedence,
     kek_rotation_survives_a_crash,
     crypto_shredding_one_org
 );
+
+async fn sealed_blobs(db: Db, b: Backend) {
+    let e = env(db, b, Duration::ZERO).await;
+    let (a, admin) = org(&e.store, "alpha").await;
+    let (other, _) = org(&e.store, "beta").await;
+    let blob = e.vault.seal_blob(&a, "integration-credential:salesforce", b"client-secret-canary-9").await.unwrap();
+    assert!(!blob.windows(8).any(|w| w == b"canary-9"), "the blob holds the plaintext");
+    assert_eq!(
+        e.vault.open_blob(&a, "integration-credential:salesforce", &blob).await.unwrap().expose(),
+        b"client-secret-canary-9"
+    );
+    // Another purpose or another org cannot open it.
+    assert!(matches!(e.vault.open_blob(&a, "audit-hmac-key", &blob).await, Err(VaultError::Integrity)));
+    assert!(matches!(
+        e.vault.open_blob(&other, "integration-credential:salesforce", &blob).await,
+        Err(VaultError::Integrity)
+    ));
+    let mut flipped = blob.clone();
+    let n = flipped.len() - 1;
+    flipped[n] ^= 1;
+    assert!(matches!(
+        e.vault.open_blob(&a, "integration-credential:salesforce", &flipped).await,
+        Err(VaultError::Integrity)
+    ));
+    // After a rotation the old blob still opens (it names its KEK) and reseals under the new key;
+    // destroying the org's key shreds the resealed blob.
+    e.vault.rotate_org_key(&a, None, &admin).await.unwrap();
+    let resealed = e.vault.reseal_blob(&a, "integration-credential:salesforce", &blob).await.unwrap();
+    e.vault.destroy_org_key(&a, &admin).await.unwrap();
+    assert!(matches!(
+        e.vault.open_blob(&a, "integration-credential:salesforce", &resealed).await,
+        Err(VaultError::KeyDestroyed)
+    ));
+}
 
 async fn round_trip(db: Db, b: Backend) {
     let e = env(db, b, Duration::from_secs(60)).await;
