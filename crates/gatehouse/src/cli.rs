@@ -51,6 +51,28 @@ pub enum Command {
     /// The organization's vault key.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Break-glass operations run on the server host, directly against the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Issue a short-lived token for an existing, active principal without going through the API
+    /// (for example when the bootstrap token expired unused). Needs the server's configuration
+    /// and database access, so only the server's operators can run it.
+    Token {
+        /// The principal's name (email for users).
+        principal: String,
+        /// The organization's name (default: the operator organization).
+        #[arg(long)]
+        org: Option<String>,
+        /// Lifetime, such as 1h or 24h.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => principal::run_token(c, &client()?, json).await,
         Command::Secret(c) => secret::run_secret(c, &client()?, json).await,
         Command::Vault(c) => secret::run_vault(c, &client()?, json).await,
+        Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
+            admin_token(&principal, org.as_deref(), &ttl, server, json).await
+        }
     }
 }
 
@@ -100,4 +103,48 @@ pub fn s(v: &Value, key: &str) -> String {
         Some(Value::Null) | None => "-".to_owned(),
         Some(other) => other.to_string(),
     }
+}
+
+/// Issues a break-glass token straight from the database.
+async fn admin_token(
+    principal: &str,
+    org: Option<&str>,
+    ttl: &str,
+    server: crate::cli::ServerArgs,
+    json: bool,
+) -> Result<()> {
+    let ttl = humantime::parse_duration(ttl).with_context(|| format!("`{ttl}` is not a duration such as 1h"))?;
+    if ttl > std::time::Duration::from_secs(7 * 24 * 3600) {
+        anyhow::bail!("a break-glass token lives at most 7 days");
+    }
+    let config = crate::serve::effective_config(&server)?;
+    let store = crate::serve::open_store(&config).await?;
+    let org = match org {
+        Some(name) => store.org_by_name(name).await?,
+        None => store
+            .list_orgs()
+            .await?
+            .into_iter()
+            .find(|o| o.operator)
+            .context("the database has no operator organization; start the server once to bootstrap it")?,
+    };
+    let who = store.principal_by_name(&org.id, principal).await?;
+    if !who.active {
+        anyhow::bail!("principal `{}` is deactivated", who.name);
+    }
+    let token = store.create_token(&org.id, &who.id, &who.id, "break-glass", who.max_scope, Some(ttl)).await?;
+    store.close().await;
+    eprintln!(
+        "issued break-glass token {} for {} in {} (scope {}, expires {}); record this in your change log",
+        token.token.id,
+        who.name,
+        org.name,
+        token.token.scope,
+        token.token.expires_at.map(|t| t.to_string()).unwrap_or_default()
+    );
+    if json {
+        return output::json(&token);
+    }
+    println!("{}", token.secret);
+    Ok(())
 }

@@ -307,10 +307,27 @@ fn bootstrap_token_is_printed_once() {
     let first = Server::start(&dir, None);
     let token = first.bootstrap.clone().unwrap();
     assert!(first.stop().success());
+    // Break-glass: an operator on the host issues a fresh token from the database.
+    let out = User::new().run(&[
+        "admin",
+        "token",
+        "admin@gatehouse.local",
+        "--ttl",
+        "1h",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let glass = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(glass.starts_with("gat_") && glass != token);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("break-glass"));
+    let refused = User::new().run(&["admin", "token", "nobody@gatehouse.local", "--data-dir", dir.to_str().unwrap()]);
+    assert!(!refused.status.success());
     let second = Server::start(&dir, None);
     assert!(second.bootstrap.is_none(), "the bootstrap token is shown on first start only");
     let user = User::new();
     user.ok(&["login", "--url", &second.url, "--token", &token]);
+    User::new().ok(&["login", "--url", &second.url, "--token", &glass]);
     assert!(second.stop().success());
 }
 

@@ -99,6 +99,9 @@ pub struct LimitsConfig {
     pub max_bundle_files: usize,
     /// Largest JSON request body, in bytes.
     pub max_json_bytes: usize,
+    /// A request taking longer than this (reading its body included) is answered 408.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
 }
 
 /// The one-time bootstrap.
@@ -138,6 +141,7 @@ impl Default for LimitsConfig {
             max_unpacked_bytes: l.max_unpacked_bytes,
             max_bundle_files: l.max_files,
             max_json_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(120),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The route exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request took longer than the configured limit.
+    #[error("the request took longer than {0} seconds")]
+    Timeout(u64),
     /// Clashes with existing state.
     #[error("{0}")]
     Conflict(String),
@@ -96,6 +99,7 @@ impl ApiError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timeout"),
             InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-bundle", "Invalid bundle"),
             InvalidManifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),

@@ -35,12 +35,20 @@ pub struct AppState {
     pub limits: Limits,
     /// Largest JSON body.
     pub max_json_bytes: usize,
+    /// Longest a request may take.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
     /// State over `store` and `vault` with limits from `config`.
     pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Self {
-        Self { store, vault, limits: config.limits.bundle(), max_json_bytes: config.limits.max_json_bytes }
+        Self {
+            store,
+            vault,
+            limits: config.limits.bundle(),
+            max_json_bytes: config.limits.max_json_bytes,
+            request_timeout: config.limits.request_timeout,
+        }
     }
 }
 
@@ -87,6 +95,7 @@ pub fn build_router(state: AppState) -> Router {
     let (api, doc) = api();
     let doc = Arc::new(doc);
     let json_limit = state.max_json_bytes;
+    let timeout = state.request_timeout;
     Router::new()
         .merge(routes::health::routes())
         .merge(api)
@@ -100,6 +109,14 @@ pub fn build_router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
+            // Bounded time per request, body reading included, so slow clients cannot hold
+            // connections and handlers forever.
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout(timeout.as_secs())),
+            }
+        }))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("handler panicked");

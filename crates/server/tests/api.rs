@@ -24,6 +24,7 @@ both_backends!(
     secrets_never_appear_after_creation,
     vault_secrets_are_write_only,
     vault_key_rotation_and_destruction,
+    slow_requests_time_out,
 );
 
 async fn health_and_openapi(b: Backend) {
@@ -734,4 +735,25 @@ async fn vault_key_rotation_and_destruction(b: Backend) {
     assert_eq!((s, k["destroyed"].as_bool()), (StatusCode::OK, Some(true)));
     let (s, v) = t.post("/api/v1/secrets", t.admin(), json!({ "name": "K", "value": "new-value-after-shred" })).await;
     assert_problem(s, &v, StatusCode::GONE, "key-destroyed");
+}
+
+async fn slow_requests_time_out(b: Backend) {
+    let mut config = common::TestApp::config_default();
+    config.limits.request_timeout = std::time::Duration::from_millis(300);
+    let t = app_with(b, config).await;
+    t.create_app("slow").await;
+    // A client that sends a first chunk of its bundle and then nothing.
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"\x1f\x8b"))]);
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/apps/slow/revisions")
+        .header(header::AUTHORIZATION, format!("Bearer {}", t.admin()))
+        .header(header::CONTENT_TYPE, "application/gzip")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let (s, ct, v) = t.raw(req).await;
+    assert_eq!(ct, "application/problem+json");
+    assert_problem(s, &v, StatusCode::REQUEST_TIMEOUT, "timeout");
+    assert_eq!(history_len(&t, "slow").await, 0);
 }

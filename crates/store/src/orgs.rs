@@ -156,6 +156,13 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("organization", id.as_str()))?.into_org()
     }
 
+    /// The org named `name`.
+    pub async fn org_by_name(&self, name: &str) -> Result<Org, StoreError> {
+        let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE name = $1");
+        let row: Option<OrgRow> = on_read!(self, |pool| sqlx::query_as(&sql).bind(name).fetch_optional(pool).await?);
+        row.ok_or_else(|| StoreError::not_found("organization", name))?.into_org()
+    }
+
     /// All orgs, oldest first.
     pub async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY created_at, id");

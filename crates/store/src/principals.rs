@@ -247,6 +247,14 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("principal", id.as_str()))?.into_record()
     }
 
+    /// The principal named `name` (an email for users) in `org`.
+    pub async fn principal_by_name(&self, org: &OrgId, name: &str) -> Result<PrincipalRecord, StoreError> {
+        let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 AND name = $2");
+        let row: Option<PrincipalRow> =
+            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).bind(name).fetch_optional(pool).await?);
+        row.ok_or_else(|| StoreError::not_found("principal", name))?.into_record()
+    }
+
     /// All principals of `org`, by name.
     pub async fn list_principals(&self, org: &OrgId) -> Result<Vec<PrincipalRecord>, StoreError> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 ORDER BY name");
