@@ -78,9 +78,59 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every operation can answer these with a problem document; documenting them once here keeps
+/// the handlers' annotations about what is specific to them.
+const COMMON_PROBLEMS: [(&str, &str); 10] = [
+    ("400", "malformed request (query, path, header)"),
+    ("401", "missing, invalid, expired or revoked token"),
+    ("403", "the token lacks the scope this operation needs"),
+    ("404", "no such object in the caller's organization"),
+    ("408", "the request took longer than the configured limit"),
+    ("413", "the body is larger than this operation accepts"),
+    ("415", "the body's media type is not accepted"),
+    ("422", "the body is not of the expected shape, or breaks a rule"),
+    ("500", "internal error; details are in the server log, not here"),
+    ("503", "the database or key management service is unavailable"),
+];
+
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = || ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("Problem")))).build();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                // Error bodies are problem documents, not plain JSON.
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if let (true, RefOr::T(r)) = (code.starts_with('4') || code.starts_with('5'), response)
+                        && r.content.shift_remove("application/json").is_some()
+                    {
+                        r.content.insert("application/problem+json".to_owned(), problem());
+                    }
+                }
+                for (code, description) in COMMON_PROBLEMS {
+                    op.responses.responses.entry(code.to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/problem+json", problem())
+                                .build(),
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// The API routes and their OpenAPI document, from one definition.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(routes::api()).split_for_parts()
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(routes::api()).split_for_parts();
+    // Runs after the routes are merged in, so it sees every operation.
+    utoipa::Modify::modify(&ProblemResponses, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document.

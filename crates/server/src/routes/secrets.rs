@@ -54,6 +54,7 @@ pub struct SetSecret {
 /// secret belongs to the whole org.
 #[utoipa::path(post, path = "/api/v1/secrets", tag = "secrets", request_body = SetSecret,
     responses((status = 201, body = SecretMeta, description = "first version"), (status = 200, body = SecretMeta, description = "new version"),
+        (status = 410, body = crate::Problem, description = "the organization's key was destroyed"),
         (status = 422, body = crate::Problem), (status = 503, body = crate::Problem, description = "key management unavailable")))]
 async fn set_secret(
     State(state): State<AppState>,
