@@ -4,13 +4,10 @@
 //! AAD binds the org and a purpose string, so a blob cannot be replayed as another org's or for
 //! another use, and destroying the org's key shreds its blobs too.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use gatehouse_core::OrgId;
-use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::{SecretValue, Vault, VaultError, blocking};
+use crate::{SecretValue, Vault, VaultError, open_with, seal_fresh};
 
 const MAGIC: &[u8; 4] = b"GHB1";
 
@@ -64,16 +61,8 @@ impl Vault {
     pub async fn seal_blob(&self, org: &OrgId, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
         let (kek, _) = self.org_kek(org).await?;
         let aad = aad(org, purpose);
-        let mut dek = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(dek.as_mut_slice());
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let cipher = Aes256Gcm::new_from_slice(dek.as_slice()).map_err(|_| VaultError::Integrity)?;
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
-            .map_err(|_| VaultError::Integrity)?;
-        let (kms, kek2, dek2) = (self.kms.clone(), kek.clone(), dek.clone());
-        let wrapped = blocking(move || kms.wrap(&kek2, dek2.as_slice(), &aad)).await??;
+        let (dek, nonce, ciphertext) = seal_fresh(plaintext, &aad)?;
+        let wrapped = self.wrap_key(&kek, dek.as_slice(), aad).await?;
         let mut out = Vec::with_capacity(4 + 2 + kek.len() + 2 + wrapped.len() + 12 + ciphertext.len());
         out.extend_from_slice(MAGIC);
         prefixed(&mut out, kek.as_bytes())?;
@@ -90,13 +79,8 @@ impl Vault {
         }
         let parts = parse(blob)?;
         let aad = aad(org, purpose);
-        let (kms, kek, wrapped, aad2) =
-            (self.kms.clone(), parts.kek_ref.to_owned(), parts.wrapped.to_vec(), aad.clone());
-        let dek = blocking(move || kms.unwrap(&kek, &wrapped, &aad2)).await??;
-        let cipher = Aes256Gcm::new_from_slice(&dek).map_err(|_| VaultError::Integrity)?;
-        let plain = cipher
-            .decrypt(Nonce::from_slice(parts.nonce), Payload { msg: parts.ciphertext, aad: &aad })
-            .map_err(|_| VaultError::Integrity)?;
+        let dek = self.unwrap_key(parts.kek_ref, parts.wrapped, aad.clone()).await?;
+        let plain = open_with(&dek, parts.nonce, parts.ciphertext, &aad)?;
         crate::redact::Redactor::global().register(&plain);
         Ok(SecretValue(Zeroizing::new(plain)))
     }

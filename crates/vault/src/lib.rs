@@ -149,6 +149,31 @@ fn check_name(name: &str) -> Result<(), VaultError> {
     }
 }
 
+/// A value sealed under a fresh data key: the key (still to be wrapped), nonce and ciphertext.
+type Sealed = (Zeroizing<[u8; 32]>, [u8; 12], Vec<u8>);
+
+/// Seals `plaintext` under a fresh data key.
+fn seal_fresh(plaintext: &[u8], aad: &[u8]) -> Result<Sealed, VaultError> {
+    let mut dek = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(dek.as_mut_slice());
+    let mut nonce = [0u8; 12];
+    rand::rng().fill_bytes(&mut nonce);
+    let cipher = Aes256Gcm::new_from_slice(dek.as_slice()).map_err(|_| VaultError::Integrity)?;
+    let ciphertext = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| VaultError::Integrity)?;
+    Ok((dek, nonce, ciphertext))
+}
+
+/// Opens what [`seal_fresh`] sealed, given the unwrapped data key.
+fn open_with(dek: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
+    if nonce.len() != 12 {
+        return Err(VaultError::Integrity);
+    }
+    let cipher = Aes256Gcm::new_from_slice(dek).map_err(|_| VaultError::Integrity)?;
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).map_err(|_| VaultError::Integrity)
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, VaultError> {
     tokio::task::spawn_blocking(f)
         .await
@@ -224,19 +249,21 @@ impl Vault {
         kek: &str,
     ) -> Result<NewSealedVersion, VaultError> {
         let aad = aad(org, secret.as_str(), name, version);
-        let mut dek = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(dek.as_mut_slice());
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let cipher = Aes256Gcm::new_from_slice(dek.as_slice()).map_err(|_| VaultError::Integrity)?;
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value, aad: &aad })
-            .map_err(|_| VaultError::Integrity)?;
-        let kms = self.kms.clone();
-        let kek_owned = kek.to_owned();
-        let dek_copy = dek.clone();
-        let wrapped_dek = blocking(move || kms.wrap(&kek_owned, dek_copy.as_slice(), &aad)).await??;
+        let (dek, nonce, ciphertext) = seal_fresh(value, &aad)?;
+        let wrapped_dek = self.wrap_key(kek, dek.as_slice(), aad).await?;
         Ok(NewSealedVersion { nonce: nonce.to_vec(), ciphertext, wrapped_dek, kek_ref: kek.to_owned() })
+    }
+
+    /// Wraps a data key with KEK `kek` on the blocking pool (KMS calls may block).
+    async fn wrap_key(&self, kek: &str, dek: &[u8], aad: Vec<u8>) -> Result<Vec<u8>, VaultError> {
+        let (kms, kek, dek) = (self.kms.clone(), kek.to_owned(), Zeroizing::new(dek.to_vec()));
+        Ok(blocking(move || kms.wrap(&kek, &dek, &aad)).await??)
+    }
+
+    /// Unwraps a data key with KEK `kek` on the blocking pool.
+    async fn unwrap_key(&self, kek: &str, wrapped: &[u8], aad: Vec<u8>) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let (kms, kek, wrapped) = (self.kms.clone(), kek.to_owned(), wrapped.to_vec());
+        Ok(blocking(move || kms.unwrap(&kek, &wrapped, &aad)).await??)
     }
 
     /// Metadata of every secret in the org.
@@ -278,20 +305,12 @@ impl Vault {
         let dek = match self.cache.get(org, id.as_str(), sealed.version) {
             Some(dek) => dek,
             None => {
-                let kms = self.kms.clone();
-                let (kek, wrapped, aad2) = (sealed.kek_ref.clone(), sealed.wrapped_dek.clone(), aad.clone());
-                let dek = blocking(move || kms.unwrap(&kek, &wrapped, &aad2)).await??;
+                let dek = self.unwrap_key(&sealed.kek_ref, &sealed.wrapped_dek, aad.clone()).await?;
                 self.cache.put(org, id.as_str(), sealed.version, dek.clone());
                 dek
             }
         };
-        let cipher = Aes256Gcm::new_from_slice(&dek).map_err(|_| VaultError::Integrity)?;
-        if sealed.nonce.len() != 12 {
-            return Err(VaultError::Integrity);
-        }
-        let plain = cipher
-            .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
-            .map_err(|_| VaultError::Integrity)?;
+        let plain = open_with(&dek, &sealed.nonce, &sealed.ciphertext, &aad)?;
         Redactor::global().register(&plain);
         // The last-use stamp is minute-grained; skip the write when it is fresh.
         let now = gatehouse_core::Timestamp::now().as_millis();
@@ -404,13 +423,8 @@ impl Vault {
                     Err(e) => return Err(e.into()),
                 };
                 let aad = aad(org, &row.secret_id, &name, row.version);
-                let kms = self.kms.clone();
-                let (old, new, wrapped) = (row.kek_ref.clone(), target.clone(), row.wrapped_dek.clone());
-                let rewrapped = blocking(move || {
-                    let dek = kms.unwrap(&old, &wrapped, &aad)?;
-                    kms.wrap(&new, &dek, &aad)
-                })
-                .await??;
+                let dek = self.unwrap_key(&row.kek_ref, &row.wrapped_dek, aad.clone()).await?;
+                let rewrapped = self.wrap_key(&target, &dek, aad).await?;
                 self.store.rewrap_version(org, &row.secret_id, row.version, &row.kek_ref, &target, &rewrapped).await?;
             }
             batches += 1;
