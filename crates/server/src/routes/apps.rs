@@ -58,6 +58,7 @@ async fn list_apps(
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
     /// Slug, unique in the org; the manifest's `[app].name` must match it.
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     /// Folder by id or path; the root when absent.
     pub folder: Option<String>,

@@ -51,6 +51,7 @@ async fn list_folders(State(state): State<AppState>, auth: Auth<Read>) -> ApiRes
 #[serde(deny_unknown_fields)]
 pub struct CreateFolder {
     /// Name among its siblings (slug).
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     /// Parent folder, by id or path; the root when absent.
     pub parent: Option<String>,

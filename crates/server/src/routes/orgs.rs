@@ -64,6 +64,7 @@ async fn list_orgs(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     /// Slug, unique across the deployment.
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     /// Name for people (defaults to `name`).
     pub display_name: Option<String>,

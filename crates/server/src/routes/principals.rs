@@ -149,10 +149,12 @@ async fn list_tokens(
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A label, such as `laptop` or `github-actions`.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// What it may do; at most the caller's own scope.
     pub scope: Scope,
     /// Lifetime in seconds (default 90 days, at most 366 days).
+    #[schema(minimum = 1, maximum = 31_622_400)]
     pub ttl_seconds: Option<u64>,
     /// Issue for another principal (admins only); the caller by default.
     pub principal_id: Option<PrincipalId>,

@@ -38,15 +38,17 @@ async fn list_secrets(State(state): State<AppState>, auth: Auth<Read>) -> ApiRes
 #[serde(deny_unknown_fields)]
 pub struct SetSecret {
     /// Name within its scope: letters, digits, `_`, `-`, `.`.
+    #[schema(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")]
     pub name: String,
     /// The value (UTF-8). Write-only: no API returns it.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 65536)]
     pub value: Zeroizing<String>,
     /// Scope the secret to this folder (id or path) and everything below it.
     pub folder: Option<String>,
     /// Scope the secret to this app (id or name).
     pub app: Option<String>,
     /// Flag the secret for rotation this many days after each write.
+    #[schema(minimum = 1, maximum = 3650)]
     pub rotate_every_days: Option<i64>,
 }
 
