@@ -67,10 +67,38 @@ impl Client {
         self.send(self.request(Method::GET, path)?).await
     }
 
+    /// GET every page of a list, following `Link: <…>; rel="next"` headers.
+    /// `GATEHOUSE_PAGE_SIZE` sets the page size asked for (the server's default otherwise).
+    pub async fn get_all<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<Vec<T>> {
+        let req = match std::env::var("GATEHOUSE_PAGE_SIZE").ok().and_then(|v| v.parse::<u32>().ok()) {
+            Some(n) => req.query(&[("limit", n)]),
+            None => req,
+        };
+        let mut out = Vec::new();
+        let mut res = self.execute(req).await?;
+        loop {
+            let next = next_link(res.headers());
+            let page: Vec<T> = res.json().await.context("the server's answer is not the JSON expected")?;
+            out.extend(page);
+            let Some(next) = next else { return Ok(out) };
+            let path = next.trim_start_matches('/').to_owned();
+            res = self.execute(self.request(Method::GET, &path)?).await?;
+        }
+    }
+
     /// Send a JSON body with `method`.
     pub async fn json<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
         self.send(self.request(method, path)?.json(body)).await
     }
+}
+
+/// The target of a `rel="next"` link, if the response has one.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(reqwest::header::LINK)?.to_str().ok()?;
+    value.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        params.contains("rel=\"next\"").then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

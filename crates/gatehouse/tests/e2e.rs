@@ -285,6 +285,17 @@ fn walkthrough(database_url: Option<&str>) {
     assert!(bob.fails(&["app", "list"]).contains("revoked"));
 
     assert!(ana.fails(&["app", "show", "no-such-app"]).contains("not found"));
+    // Lists follow the server's next-page links: a page size of 1 still lists every app.
+    ana.ok(&["app", "create", "second-app"]);
+    let paged = Command::new(BIN)
+        .args(["--json", "app", "list"])
+        .env("GATEHOUSE_CONFIG_DIR", ana.config.path())
+        .env("GATEHOUSE_PAGE_SIZE", "1")
+        .output()
+        .unwrap();
+    let apps: Value = serde_json::from_slice(&paged.stdout).unwrap();
+    let names: Vec<&str> = apps.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["refund-dashboard", "second-app"]);
     assert!(server.stop().success(), "graceful shutdown exits 0");
 }
 

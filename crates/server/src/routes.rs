@@ -4,6 +4,7 @@ pub mod apps;
 pub mod folders;
 pub mod health;
 pub mod orgs;
+pub mod paging;
 pub mod principals;
 pub mod revisions;
 pub mod secrets;

@@ -25,6 +25,7 @@ both_backends!(
     vault_secrets_are_write_only,
     vault_key_rotation_and_destruction,
     slow_requests_time_out,
+    lists_page_with_link_headers,
 );
 
 async fn health_and_openapi(b: Backend) {
@@ -756,4 +757,56 @@ async fn slow_requests_time_out(b: Backend) {
     assert_eq!(ct, "application/problem+json");
     assert_problem(s, &v, StatusCode::REQUEST_TIMEOUT, "timeout");
     assert_eq!(history_len(&t, "slow").await, 0);
+}
+
+async fn lists_page_with_link_headers(b: Backend) {
+    let t = app(b).await;
+    for name in ["e-app", "a-app", "d-app", "b-app", "c-app"] {
+        t.create_app(name).await;
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/apps?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let req = Request::builder()
+            .uri(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", t.admin()))
+            .body(Body::empty())
+            .unwrap();
+        let res = tower::ServiceExt::oneshot(t.router.clone(), req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let link = res.headers().get(header::LINK).map(|v| v.to_str().unwrap().to_owned());
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        let page: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        seen.extend(page.iter().map(|a| a["name"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match link {
+            Some(l) => {
+                assert!(l.ends_with("; rel=\"next\""), "{l}");
+                uri = l.trim_start_matches('<').split('>').next().unwrap().to_owned();
+                assert!(uri.contains("limit=2"), "the next link keeps the other parameters: {uri}");
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(seen, ["a-app", "b-app", "c-app", "d-app", "e-app"]);
+    assert_eq!(pages, 3);
+    for bad in
+        ["/api/v1/apps?limit=0", "/api/v1/apps?limit=1001", "/api/v1/tokens?limit=-1", "/api/v1/secrets?limit=abc"]
+    {
+        let (s, v) = t.get(bad, t.admin()).await;
+        assert_problem(s, &v, StatusCode::BAD_REQUEST, "bad-request");
+    }
+    // Tokens page newest first; every token appears exactly once.
+    for i in 0..3 {
+        t.post("/api/v1/tokens", t.admin(), json!({ "name": format!("t{i}"), "scope": "read" })).await;
+    }
+    let (_, first) = t.get("/api/v1/tokens?limit=2", t.admin()).await;
+    let (_, all) = t.get("/api/v1/tokens", t.admin()).await;
+    assert_eq!(all.as_array().unwrap().len(), 4);
+    assert_eq!(first.as_array().unwrap()[..], all.as_array().unwrap()[..2]);
+    let last = first[1]["id"].as_str().unwrap();
+    let (_, rest) = t.get(&format!("/api/v1/tokens?after={last}"), t.admin()).await;
+    assert_eq!(rest.as_array().unwrap()[..], all.as_array().unwrap()[2..]);
 }

@@ -141,13 +141,21 @@ impl Store {
     }
 
     /// Apps of `org` by name, optionally only those directly in `folder`.
-    pub async fn list_apps(&self, org: &OrgId, folder: Option<&FolderId>) -> Result<Vec<App>, StoreError> {
+    pub async fn list_apps(
+        &self,
+        org: &OrgId,
+        folder: Option<&FolderId>,
+        page: &crate::Page,
+    ) -> Result<Vec<App>, StoreError> {
         let sql = format!(
-            "SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 AND ($2 IS NULL OR folder_id = $2) ORDER BY name"
+            "SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 AND ($2 IS NULL OR folder_id = $2) \
+             AND ($3 IS NULL OR name > $3) ORDER BY name LIMIT $4"
         );
         let rows: Vec<AppRow> = on_read!(self, |pool| sqlx::query_as(&sql)
             .bind(org.as_str())
             .bind(folder.map(|f| f.as_str().to_owned()))
+            .bind(page.after.clone())
+            .bind(page.limit())
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(AppRow::into_app).collect()

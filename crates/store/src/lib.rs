@@ -65,6 +65,32 @@ pub struct Store {
     backend: std::sync::Arc<Backend>,
 }
 
+/// A page of a listing: at most `limit` items after the `after` cursor (the last key of the
+/// previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The key of the last item already seen.
+    pub after: Option<String>,
+    /// Most items to return (clamped to 1..=1000).
+    pub limit: i64,
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub fn first(limit: i64) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// Everything (up to 1000 items), for internal callers and tests.
+    pub fn all() -> Self {
+        Self::first(1000)
+    }
+
+    fn limit(&self) -> i64 {
+        self.limit.clamp(1, 1000)
+    }
+}
+
 /// Which database engine a store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

@@ -256,10 +256,16 @@ impl Store {
     }
 
     /// All principals of `org`, by name.
-    pub async fn list_principals(&self, org: &OrgId) -> Result<Vec<PrincipalRecord>, StoreError> {
-        let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 ORDER BY name");
-        let rows: Vec<PrincipalRow> =
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).fetch_all(pool).await?);
+    pub async fn list_principals(&self, org: &OrgId, page: &crate::Page) -> Result<Vec<PrincipalRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = $1 AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3"
+        );
+        let rows: Vec<PrincipalRow> = on_read!(self, |pool| sqlx::query_as(&sql)
+            .bind(org.as_str())
+            .bind(page.after.clone())
+            .bind(page.limit())
+            .fetch_all(pool)
+            .await?);
         rows.into_iter().map(PrincipalRow::into_record).collect()
     }
 
@@ -330,14 +336,22 @@ impl Store {
         Ok(token)
     }
 
-    /// Tokens of `org`, newest first, optionally only one principal's.
-    pub async fn list_tokens(&self, org: &OrgId, principal: Option<&PrincipalId>) -> Result<Vec<ApiToken>, StoreError> {
+    /// Tokens of `org`, newest first (ids are time-ordered), optionally only one principal's.
+    pub async fn list_tokens(
+        &self,
+        org: &OrgId,
+        principal: Option<&PrincipalId>,
+        page: &crate::Page,
+    ) -> Result<Vec<ApiToken>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 AND ($2 IS NULL OR principal_id = $2) ORDER BY created_at DESC, id"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 AND ($2 IS NULL OR principal_id = $2) \
+             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
         );
         let rows: Vec<TokenRow> = on_read!(self, |pool| sqlx::query_as(&sql)
             .bind(org.as_str())
             .bind(principal.map(|p| p.as_str().to_owned()))
+            .bind(page.after.clone())
+            .bind(page.limit())
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(TokenRow::into_token).collect()

@@ -192,13 +192,18 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("secret", id.as_str()))?.into_meta()
     }
 
-    /// All secrets of `org` with at least one version, by scope and name.
-    pub async fn list_secrets(&self, org: &OrgId) -> Result<Vec<SecretMeta>, StoreError> {
+    /// Secrets of `org` with at least one version, oldest first (ids are time-ordered).
+    pub async fn list_secrets(&self, org: &OrgId, page: &crate::Page) -> Result<Vec<SecretMeta>, StoreError> {
         let sql = format!(
-            "SELECT {SECRET_COLUMNS} FROM secrets WHERE org_id = $1 AND current_version > 0 ORDER BY scope_kind, scope_id, name"
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE org_id = $1 AND current_version > 0 \
+             AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        let rows: Vec<SecretRow> =
-            on_read!(self, |pool| sqlx::query_as(&sql).bind(org.as_str()).fetch_all(pool).await?);
+        let rows: Vec<SecretRow> = on_read!(self, |pool| sqlx::query_as(&sql)
+            .bind(org.as_str())
+            .bind(page.after.clone())
+            .bind(page.limit())
+            .fetch_all(pool)
+            .await?);
         rows.into_iter().map(SecretRow::into_meta).collect()
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use gatehouse_core::{
     AppId, AppStatus, FolderId, OrgId, PrincipalId, PrincipalKind, Provenance, Scope, Sensitivity, TokenId,
 };
+use gatehouse_store::Page;
 use gatehouse_store::{
     AppPatch, Bootstrap, NewApp, NewOrg, NewPrincipal, NewRevision, Store, StoreError, TokenRejection,
 };
@@ -158,9 +159,9 @@ async fn tenants_cannot_reach_each_other(store: Store) {
         Err(StoreError::NotFound { .. })
     ));
     // Listings are scoped.
-    assert_eq!(store.list_apps(bid, None).await.unwrap(), vec![b_app.clone()]);
+    assert_eq!(store.list_apps(bid, None, &Page::all()).await.unwrap(), vec![b_app.clone()]);
     assert!(store.list_folders(bid).await.unwrap().iter().all(|f| f.id != a_folder.id));
-    assert!(store.list_tokens(bid, None).await.unwrap().iter().all(|t| t.id != a.token.token.id));
+    assert!(store.list_tokens(bid, None, &Page::all()).await.unwrap().iter().all(|t| t.id != a.token.token.id));
     assert!(store.list_revisions(bid, &a_app.id, 10, None).await.unwrap().is_empty());
     // Made-up ids are simply not found.
     assert!(store.get_app(bid, &AppId::generate()).await.is_err());
@@ -318,7 +319,7 @@ async fn token_lifecycle(store: Store) {
     let tok = store.create_token(o, &ci.id, &a.admin.id, "deploys", Scope::Push, None).await.unwrap();
     let who = store.authenticate(&tok.secret).await.unwrap().unwrap();
     assert_eq!((who.kind, who.scope), (PrincipalKind::Service, Scope::Push));
-    let listed = store.list_tokens(o, Some(&ci.id)).await.unwrap();
+    let listed = store.list_tokens(o, Some(&ci.id), &Page::all()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_used_at.is_some(), "use is recorded");
     let revoked = store.revoke_token(o, &tok.token.id).await.unwrap();

@@ -266,9 +266,9 @@ impl Vault {
         Ok(blocking(move || kms.unwrap(&kek, &wrapped, &aad)).await??)
     }
 
-    /// Metadata of every secret in the org.
-    pub async fn list(&self, org: &OrgId) -> Result<Vec<SecretMeta>, VaultError> {
-        Ok(self.store.list_secrets(org).await?)
+    /// Metadata of the org's secrets, a page at a time.
+    pub async fn list(&self, org: &OrgId, page: &gatehouse_store::Page) -> Result<Vec<SecretMeta>, VaultError> {
+        Ok(self.store.list_secrets(org, page).await?)
     }
 
     /// Metadata of one secret.

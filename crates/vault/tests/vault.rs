@@ -166,7 +166,7 @@ async fn round_trip(db: Db, b: Backend) {
     let m2 = e.vault.put(&o, &Scope::Org, "STRIPE_KEY", b"sk_live_canary_0002", &admin, None).await.unwrap();
     assert_eq!((m2.id.clone(), m2.current_version, m2.rotate_every_days), (m1.id.clone(), 2, Some(90)));
     assert_eq!(e.vault.read(&o, &m1.id, "test").await.unwrap().expose(), b"sk_live_canary_0002");
-    let listed = e.vault.list(&o).await.unwrap();
+    let listed = e.vault.list(&o, &gatehouse_store::Page::all()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_used_at.is_some());
     assert!(format!("{:?}", e.vault.read(&o, &m1.id, "test").await.unwrap()).contains("****"));

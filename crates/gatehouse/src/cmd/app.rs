@@ -34,7 +34,7 @@ pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> 
             if let Some(f) = folder {
                 req = req.query(&[("folder", f)]);
             }
-            let apps: Vec<Value> = client.send(req).await?;
+            let apps: Vec<Value> = client.get_all(req).await?;
             if as_json {
                 return output::json(&apps);
             }

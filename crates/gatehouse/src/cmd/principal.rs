@@ -10,7 +10,7 @@ use crate::output;
 pub async fn run_principal(cmd: PrincipalCommand, client: &Client, as_json: bool) -> Result<()> {
     let p: Value = match cmd {
         PrincipalCommand::List => {
-            let list: Vec<Value> = client.get("api/v1/principals").await?;
+            let list: Vec<Value> = client.get_all(client.request(Method::GET, "api/v1/principals")?).await?;
             if as_json {
                 return output::json(&list);
             }
@@ -50,7 +50,7 @@ pub async fn run_principal(cmd: PrincipalCommand, client: &Client, as_json: bool
 pub async fn run_token(cmd: TokenCommand, client: &Client, as_json: bool) -> Result<()> {
     match cmd {
         TokenCommand::List => {
-            let list: Vec<Value> = client.get("api/v1/tokens").await?;
+            let list: Vec<Value> = client.get_all(client.request(Method::GET, "api/v1/tokens")?).await?;
             if as_json {
                 return output::json(&list);
             }

@@ -49,7 +49,7 @@ fn read_value(from_file: Option<&std::path::Path>) -> Result<Zeroizing<String>> 
 pub async fn run_secret(cmd: SecretCommand, client: &Client, as_json: bool) -> Result<()> {
     match cmd {
         SecretCommand::List => {
-            let list: Vec<Value> = client.get("api/v1/secrets").await?;
+            let list: Vec<Value> = client.get_all(client.request(Method::GET, "api/v1/secrets")?).await?;
             if as_json {
                 return output::json(&list);
             }

@@ -35,22 +35,30 @@ pub(crate) async fn resolve_app(store: &Store, org: &OrgId, reference: &str) -> 
 pub struct AppFilter {
     /// Only apps directly in this folder (id or path).
     pub folder: Option<String>,
+    /// Most apps to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Cursor from the previous page's `Link: rel="next"` header.
+    pub after: Option<String>,
 }
 
 /// List apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppFilter),
-    responses((status = 200, body = Vec<App>), (status = 401, body = crate::Problem)))]
+    responses((status = 200, body = Vec<App>, headers(("link" = String, description = "next page, when there is one"))), (status = 401, body = crate::Problem)))]
 async fn list_apps(
     State(state): State<AppState>,
     auth: Auth<Read>,
+    uri: axum::http::Uri,
     ApiQuery(filter): ApiQuery<AppFilter>,
-) -> ApiResult<Json<Vec<App>>> {
+) -> ApiResult<axum::response::Response> {
     let p = auth.principal();
     let folder = match &filter.folder {
         Some(f) => Some(resolve_folder(&state.store, &p.org_id, f).await?.id),
         None => None,
     };
-    Ok(Json(state.store.list_apps(&p.org_id, folder.as_ref()).await?))
+    let page = super::paging::page(filter.limit, filter.after)?;
+    let apps = state.store.list_apps(&p.org_id, folder.as_ref(), &page).await?;
+    Ok(super::paging::respond(apps, &page, &uri, |a| a.name.clone()))
 }
 
 /// A request to create an app.

@@ -30,11 +30,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// List the org's users and service identities.
-#[utoipa::path(get, path = "/api/v1/principals", tag = "principals",
-    responses((status = 200, body = Vec<PrincipalRecord>), (status = 401, body = crate::Problem)))]
-async fn list_principals(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<PrincipalRecord>>> {
+#[utoipa::path(get, path = "/api/v1/principals", tag = "principals", params(super::paging::PageParams),
+    responses((status = 200, body = Vec<PrincipalRecord>, headers(("link" = String, description = "next page, when there is one"))), (status = 401, body = crate::Problem)))]
+async fn list_principals(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    uri: axum::http::Uri,
+    ApiQuery(params): ApiQuery<super::paging::PageParams>,
+) -> ApiResult<axum::response::Response> {
     let p = auth.principal();
-    Ok(Json(state.store.list_principals(&p.org_id).await?))
+    let page = super::paging::page(params.limit, params.after)?;
+    let list = state.store.list_principals(&p.org_id, &page).await?;
+    Ok(super::paging::respond(list, &page, &uri, |r| r.name.clone()))
 }
 
 /// A request to create a principal.
@@ -121,16 +128,22 @@ async fn update_principal(
 pub struct TokenFilter {
     /// Only this principal's tokens (admins only for other principals).
     pub principal_id: Option<PrincipalId>,
+    /// Most tokens to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Cursor from the previous page's `Link: rel="next"` header.
+    pub after: Option<String>,
 }
 
 /// List token metadata (never secrets): the caller's own, or any principal's for admins.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TokenFilter),
-    responses((status = 200, body = Vec<ApiToken>), (status = 403, body = crate::Problem)))]
+    responses((status = 200, body = Vec<ApiToken>, headers(("link" = String, description = "next page, when there is one"))), (status = 403, body = crate::Problem)))]
 async fn list_tokens(
     State(state): State<AppState>,
     auth: Auth<Read>,
+    uri: axum::http::Uri,
     ApiQuery(filter): ApiQuery<TokenFilter>,
-) -> ApiResult<Json<Vec<ApiToken>>> {
+) -> ApiResult<axum::response::Response> {
     let p = auth.principal();
     let principal = match filter.principal_id {
         Some(other) if other != p.id => {
@@ -141,7 +154,9 @@ async fn list_tokens(
         None if p.has(Scope::Admin) => None,
         None => Some(p.id.clone()),
     };
-    Ok(Json(state.store.list_tokens(&p.org_id, principal.as_ref()).await?))
+    let page = super::paging::page(filter.limit, filter.after)?;
+    let tokens = state.store.list_tokens(&p.org_id, principal.as_ref(), &page).await?;
+    Ok(super::paging::respond(tokens, &page, &uri, |t| t.id.to_string()))
 }
 
 /// A request for a token.

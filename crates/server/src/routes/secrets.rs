@@ -15,7 +15,7 @@ use super::apps::resolve_app;
 use super::folders::resolve_folder;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read, Write};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Auth, Read, Write};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,10 +27,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// List secret metadata. Values are never returned.
-#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets",
-    responses((status = 200, body = Vec<SecretMeta>), (status = 401, body = crate::Problem)))]
-async fn list_secrets(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<SecretMeta>>> {
-    Ok(Json(state.vault.list(&auth.principal().org_id).await?))
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", params(super::paging::PageParams),
+    responses((status = 200, body = Vec<SecretMeta>, headers(("link" = String, description = "next page, when there is one"))), (status = 401, body = crate::Problem)))]
+async fn list_secrets(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    uri: axum::http::Uri,
+    ApiQuery(params): ApiQuery<super::paging::PageParams>,
+) -> ApiResult<axum::response::Response> {
+    let page = super::paging::page(params.limit, params.after)?;
+    let list = state.vault.list(&auth.principal().org_id, &page).await?;
+    Ok(super::paging::respond(list, &page, &uri, |m| m.id.to_string()))
 }
 
 /// A secret value to store.
