@@ -44,6 +44,10 @@ struct Connection {
     // Field order matters: the session closes before the library is finalized.
     session: Session,
     _ctx: Pkcs11,
+    /// Key handles by label: finding objects costs a token search per call, which grows with
+    /// the number of objects in the token. Handles stay valid for the application's sessions;
+    /// the map is dropped with the connection and entries are forgotten when an operation fails.
+    handles: std::collections::HashMap<String, ObjectHandle>,
 }
 
 /// A KMS in a PKCS#11 token. Connects lazily and reconnects after failures, so an HSM that was
@@ -101,18 +105,18 @@ impl Pkcs11Kms {
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => return Err(unavailable("the PIN is incorrect")),
             Err(e) => return Err(unavailable(format!("login failed: {e}"))),
         }
-        Ok(Connection { session, _ctx: ctx })
+        Ok(Connection { session, _ctx: ctx, handles: std::collections::HashMap::new() })
     }
 
     /// Runs `f` with a logged-in session, connecting first if needed and dropping the connection
     /// when the token fails, so the next call reconnects.
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, Fail>) -> Result<T, KmsError> {
+    fn with_session<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Fail>) -> Result<T, KmsError> {
         let mut guard = self.conn.lock().map_err(|_| unavailable("lock poisoned"))?;
         if guard.is_none() {
             *guard = Some(self.connect()?);
         }
-        let Some(conn) = guard.as_ref() else { return Err(unavailable("not connected")) };
-        match f(&conn.session) {
+        let Some(conn) = guard.as_mut() else { return Err(unavailable("not connected")) };
+        match f(conn) {
             Ok(v) => Ok(v),
             Err(Fail::Token(e)) => {
                 *guard = None;
@@ -129,8 +133,14 @@ impl Pkcs11Kms {
         Ok(found.into_iter().next())
     }
 
-    fn key(session: &Session, name: &str) -> Result<ObjectHandle, Fail> {
-        Self::find_key(session, name)?.ok_or_else(|| Fail::Kms(KmsError::KeyNotFound(format!("pkcs11:{name}"))))
+    fn key(conn: &mut Connection, name: &str) -> Result<ObjectHandle, Fail> {
+        if let Some(h) = conn.handles.get(name) {
+            return Ok(*h);
+        }
+        let h = Self::find_key(&conn.session, name)?
+            .ok_or_else(|| Fail::Kms(KmsError::KeyNotFound(format!("pkcs11:{name}"))))?;
+        conn.handles.insert(name.to_owned(), h);
+        Ok(h)
     }
 }
 
@@ -147,15 +157,20 @@ fn fail(e: CkError, otherwise: KmsError) -> Fail {
 
 impl Kms for Pkcs11Kms {
     fn wrap(&self, name: &str, dek: &[u8], aad: &[u8]) -> Result<Vec<u8>, KmsError> {
-        self.with_session(|s| {
-            let key = Self::key(s, name)?;
+        self.with_session(|c| {
+            let key = Self::key(c, name)?;
+            let s = &c.session;
             let mut iv = [0u8; IV_LEN];
             rand::rng().fill_bytes(&mut iv);
             let mut iv_param = iv;
             let params = GcmParams::new(&mut iv_param, aad, 128.into()).map_err(|_| Fail::Kms(KmsError::Integrity))?;
-            let ct = s
-                .encrypt(&Mechanism::AesGcm(params), key, dek)
-                .map_err(|e| fail(e, unavailable("the token refused to encrypt")))?;
+            let ct = match s.encrypt(&Mechanism::AesGcm(params), key, dek) {
+                Ok(ct) => ct,
+                Err(e) => {
+                    c.handles.remove(name);
+                    return Err(fail(e, unavailable("the token refused to encrypt")));
+                }
+            };
             let mut out = iv.to_vec();
             out.extend(ct);
             Ok(out)
@@ -166,12 +181,18 @@ impl Kms for Pkcs11Kms {
         if wrapped.len() <= IV_LEN {
             return Err(KmsError::Integrity);
         }
-        self.with_session(|s| {
-            let key = Self::key(s, name)?;
+        self.with_session(|c| {
+            let key = Self::key(c, name)?;
+            let s = &c.session;
             let mut iv = [0u8; IV_LEN];
             iv.copy_from_slice(&wrapped[..IV_LEN]);
             let params = GcmParams::new(&mut iv, aad, 128.into()).map_err(|_| Fail::Kms(KmsError::Integrity))?;
-            s.decrypt(&Mechanism::AesGcm(params), key, &wrapped[IV_LEN..]).map(Zeroizing::new).map_err(|e| {
+            let result = s.decrypt(&Mechanism::AesGcm(params), key, &wrapped[IV_LEN..]);
+            if result.is_err() {
+                c.handles.remove(name);
+            }
+            let s = &c.session;
+            result.map(Zeroizing::new).map_err(|e| {
                 // SoftHSM2 (and some HSMs) report a failed GCM tag check as CKR_GENERAL_ERROR;
                 // if the session still answers, the data was at fault, not the token.
                 let token_alive = s.get_session_info().is_ok();
@@ -185,7 +206,8 @@ impl Kms for Pkcs11Kms {
     }
 
     fn create_key(&self, name: &str) -> Result<(), KmsError> {
-        self.with_session(|s| {
+        self.with_session(|c| {
+            let s = &c.session;
             if Self::find_key(s, name)?.is_some() {
                 return Err(Fail::Kms(KmsError::KeyExists(format!("pkcs11:{name}"))));
             }
@@ -208,13 +230,14 @@ impl Kms for Pkcs11Kms {
     }
 
     fn destroy_key(&self, name: &str) -> Result<(), KmsError> {
-        self.with_session(|s| {
-            let key = Self::key(s, name)?;
-            s.destroy_object(key).map_err(|e| fail(e, unavailable("the token refused to destroy the key")))
+        self.with_session(|c| {
+            let key = Self::key(c, name)?;
+            c.handles.remove(name);
+            c.session.destroy_object(key).map_err(|e| fail(e, unavailable("the token refused to destroy the key")))
         })
     }
 
     fn has_key(&self, name: &str) -> Result<bool, KmsError> {
-        self.with_session(|s| Ok(Self::find_key(s, name)?.is_some()))
+        self.with_session(|c| Ok(Self::find_key(&c.session, name)?.is_some()))
     }
 }
