@@ -271,6 +271,17 @@ pub enum AppCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Download a revision's canonical archive (tar.gz).
+    Download {
+        /// App name or id.
+        app: String,
+        /// Revision (digest, prefix, number or head).
+        #[arg(default_value = "head")]
+        rev: String,
+        /// Where to write it (default: APP-DIGEST.tar.gz in the current folder).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Compare two revisions: files, then manifest capabilities.
     Diff {
         /// App name or id.

@@ -110,6 +110,33 @@ pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> 
                     .collect(),
             );
         }
+        AppCommand::Download { app, rev, output } => {
+            let res = client
+                .execute(
+                    client
+                        .request(Method::GET, &format!("api/v1/apps/{}/revisions/{}/archive", seg(&app), seg(&rev)))?,
+                )
+                .await?;
+            let digest = res
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_matches('"').to_owned())
+                .unwrap_or_default();
+            let bytes = res.bytes().await?;
+            // Check the content address before keeping the file.
+            let tree = gatehouse_bundle::unpack(&bytes, &gatehouse_bundle::Limits::default())?;
+            if tree.digest().to_hex() != digest {
+                anyhow::bail!("the downloaded archive does not match its digest `{digest}`");
+            }
+            let short: String = digest.chars().take(12).collect();
+            let path = output.unwrap_or_else(|| std::path::PathBuf::from(format!("{app}-{short}.tar.gz")));
+            std::fs::write(&path, &bytes).map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
+            if as_json {
+                return output::json(&json!({ "path": path, "digest": digest, "bytes": bytes.len() }));
+            }
+            println!("wrote {} ({} bytes, digest {digest} verified)", path.display(), bytes.len());
+        }
         AppCommand::Diff { app, from, to } => {
             let req = client
                 .request(Method::GET, &format!("api/v1/apps/{}/diff", seg(&app)))?
