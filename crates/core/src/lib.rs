@@ -2,6 +2,7 @@
 //!
 //! Every other crate depends on this one; it depends on none of ours.
 
+pub mod audit;
 pub mod id;
 pub mod model;
 pub mod name;
