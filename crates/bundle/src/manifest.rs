@@ -82,6 +82,10 @@ pub struct AppSection {
     pub sensitivity: Sensitivity,
     /// Free text for the console.
     pub description: Option<String>,
+    /// Where `name` stands in `gatehouse.toml` (line, column), for errors about it.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub name_at: (usize, usize),
 }
 
 /// One `[[integrations]]` entry.
@@ -197,6 +201,19 @@ impl Locator<'_> {
 }
 
 impl Manifest {
+    /// An error unless the manifest names app `expected`, pointing at its `name`.
+    pub fn expect_app(&self, expected: &str) -> Result<(), ManifestError> {
+        if self.app.name == expected {
+            return Ok(());
+        }
+        Err(ManifestError {
+            file: MANIFEST_FILE.to_owned(),
+            line: self.app.name_at.0,
+            column: self.app.name_at.1,
+            message: format!("the manifest names app `{}` but the push is to app `{expected}`", self.app.name),
+        })
+    }
+
     /// Reads and validates the manifest of a bundle, including the files it refers to.
     pub fn from_tree(tree: &Tree) -> Result<Self, ManifestError> {
         let missing = || ManifestError {
@@ -316,7 +333,17 @@ impl Manifest {
         };
 
         Ok(Manifest {
-            app: AppSection { name: name.clone(), runtime, entry, sensitivity, description: raw_app.description },
+            app: AppSection {
+                name: name.clone(),
+                runtime,
+                entry,
+                sensitivity,
+                description: raw_app.description,
+                name_at: {
+                    let at = loc.at(raw_app.name.span(), "");
+                    (at.line, at.column)
+                },
+            },
             integrations,
             egress: Egress { allow },
             migrations,

@@ -130,9 +130,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
 pub fn show_config(args: ServerArgs, json: bool) -> Result<()> {
     let config = effective_config(&args)?;
     if json {
-        let mut shown = config.clone();
-        shown.database_url = config.database_url.as_deref().map(gatehouse_server::config::mask_url);
-        crate::output::json(&shown)
+        crate::output::json(&config.masked())
     } else {
         print!("{}", config.to_masked_toml());
         Ok(())

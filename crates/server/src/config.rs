@@ -384,9 +384,12 @@ impl Config {
 
     /// This configuration as TOML with secrets masked, for `gatehouse config show`.
     pub fn to_masked_toml(&self) -> String {
-        let mut shown = self.clone();
-        shown.database_url = self.database_url.as_deref().map(mask_url);
-        toml::to_string_pretty(&shown).unwrap_or_default()
+        toml::to_string_pretty(&self.masked()).unwrap_or_default()
+    }
+
+    /// This configuration with secrets masked, for printing in any format.
+    pub fn masked(&self) -> Config {
+        Config { database_url: self.database_url.as_deref().map(mask_url), ..self.clone() }
     }
 }
 

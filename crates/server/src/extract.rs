@@ -40,7 +40,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     }
 }
 
-pub(crate) fn bytes_rejection(b: BytesRejection) -> ApiError {
+fn bytes_rejection(b: BytesRejection) -> ApiError {
     if b.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge("the request body is larger than this endpoint accepts".to_owned())
     } else {

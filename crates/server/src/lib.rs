@@ -8,7 +8,6 @@ mod routes;
 pub mod vault;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -143,7 +142,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP service, as `serve` runs it and as tests drive it.
 pub fn build_router(state: AppState) -> Router {
     let (api, doc) = api();
-    let doc = Arc::new(doc);
+    // Serialized once: the document is fixed for the life of the process.
+    let doc = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let json_limit = state.max_json_bytes;
     let timeout = state.request_timeout;
     Router::new()
@@ -153,7 +153,9 @@ pub fn build_router(state: AppState) -> Router {
             "/api/v1/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
+                async move {
+                    ([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Bytes::from(doc.to_vec()))
+                }
             }),
         )
         .fallback(routes::not_found)

@@ -335,11 +335,13 @@ impl Vault {
         let pick =
             |kind: SecretScopeKind, id: &str| candidates.iter().find(|s| s.scope_kind == kind && s.scope_id == id);
         let mut found = pick(SecretScopeKind::App, app.id.as_str());
-        if found.is_none() {
+        if found.is_none() && candidates.iter().any(|s| s.scope_kind == SecretScopeKind::Folder) {
+            // One read of the tree, then walk up from the app's folder.
+            let folders = self.store.list_folders(org).await?;
             let mut folder = Some(app.folder_id.clone());
-            while let (None, Some(f)) = (found, folder.clone()) {
+            while let (None, Some(f)) = (found, folder) {
                 found = pick(SecretScopeKind::Folder, f.as_str());
-                folder = self.store.get_folder(org, &f).await?.parent_id;
+                folder = folders.iter().find(|x| x.id == f).and_then(|x| x.parent_id.clone());
             }
         }
         let found = found.or_else(|| pick(SecretScopeKind::Org, org.as_str()));

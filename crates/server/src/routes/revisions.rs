@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_bundle::{Bundle, Limits, ManifestError, RevisionDiff};
+use gatehouse_bundle::{Bundle, Limits, RevisionDiff};
 use gatehouse_core::{App, OrgId, Provenance, Revision};
 use gatehouse_store::{AppPatch, NewRevision, Store};
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,6 @@ async fn read_archive(headers: &HeaderMap, body: Body, limits: &Limits) -> ApiRe
             ));
         }
     }
-    let limit = usize::try_from(limits.max_archive_bytes).unwrap_or(usize::MAX);
     let too_large = || {
         ApiError::PayloadTooLarge(format!("the bundle is larger than the limit of {} bytes", limits.max_archive_bytes))
     };
@@ -108,26 +107,16 @@ async fn read_archive(headers: &HeaderMap, body: Body, limits: &Limits) -> ApiRe
     if declared.is_some_and(|n| n > limits.max_archive_bytes) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) if format!("{e:?}").contains("LengthLimit") => Err(too_large()),
-        Err(_) => Err(ApiError::BadRequest("the request body could not be read".to_owned())),
-    }
-}
-
-/// Where `[app].name` stands in the manifest, for a mismatch error.
-fn name_location(bundle: &Bundle) -> (usize, usize) {
-    let text = bundle.tree.file(gatehouse_bundle::MANIFEST_FILE).map(String::from_utf8_lossy).unwrap_or_default();
-    let mut in_app = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if t.starts_with('[') {
-            in_app = t.starts_with("[app]");
-        } else if in_app && t.starts_with("name") {
-            return (i + 1, line.len() - t.len() + 1);
+    let mut archive = Vec::with_capacity(declared.unwrap_or(0).min(limits.max_archive_bytes) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".to_owned()))?;
+        if (archive.len() + chunk.len()) as u64 > limits.max_archive_bytes {
+            return Err(too_large());
         }
+        archive.extend_from_slice(&chunk);
     }
-    (1, 1)
+    Ok(archive)
 }
 
 /// Push a revision: the body is the app folder as a tar.gz archive with `gatehouse.toml` at its
@@ -157,18 +146,7 @@ async fn push_revision(
     let (bundle, canonical) = tokio::task::spawn_blocking(move || Bundle::open_for_storage(archive, &limits))
         .await
         .map_err(|_| ApiError::Internal)??;
-    if bundle.manifest.app.name != app.name {
-        let (line, column) = name_location(&bundle);
-        return Err(ApiError::InvalidManifest(ManifestError {
-            file: gatehouse_bundle::MANIFEST_FILE.to_owned(),
-            line,
-            column,
-            message: format!(
-                "the manifest names app `{}` but the push is to app `{}`",
-                bundle.manifest.app.name, app.name
-            ),
-        }));
-    }
+    bundle.manifest.expect_app(&app.name).map_err(ApiError::InvalidManifest)?;
     let manifest = serde_json::to_value(&bundle.manifest).map_err(|_| ApiError::Internal)?;
     let outcome = state
         .store

@@ -71,7 +71,6 @@ async fn set_secret(
     ApiJson(req): ApiJson<SetSecret>,
 ) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
     let p = auth.principal();
-    gatehouse_vault::redact::Redactor::global().register(req.value.as_bytes());
     let scope = match (&req.folder, &req.app) {
         (Some(_), Some(_)) => return Err(ApiError::Unprocessable("give `folder` or `app`, not both".to_owned())),
         (Some(f), None) => Scope::Folder(resolve_folder(&state.store, &p.org_id, f).await?.id),
