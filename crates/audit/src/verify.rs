@@ -56,89 +56,181 @@ fn tamper(seq: u64, kind: TamperKind, detail: impl Into<String>) -> Tamper {
     Tamper { seq, kind, detail: detail.into() }
 }
 
+/// Verifies a chain as it streams past, in bounded memory: feed records in sequence order and
+/// each checkpoint after the record it ends at. Used for the database (page by page) and for
+/// exported files alike.
+pub struct Verifier<'k> {
+    key: &'k VerifyingKey,
+    prev: Hash,
+    /// The sequence number the next record must carry (`None` until the first record).
+    next_seq: Option<u64>,
+    first_seq: u64,
+    records: u64,
+    checkpoints: u64,
+    signed_up_to: u64,
+    /// Hashes of records since `base_seq`, kept until a checkpoint covers them.
+    pending: Vec<Hash>,
+    base_seq: u64,
+    org: Option<gatehouse_core::OrgId>,
+}
+
+impl<'k> Verifier<'k> {
+    /// A verifier whose first record follows a record with hash `anchor` ([`crate::GENESIS`]
+    /// from the start of the chain, or the retained anchor after pruning).
+    pub fn new(key: &'k VerifyingKey, anchor: &Hash) -> Self {
+        Self {
+            key,
+            prev: *anchor,
+            next_seq: None,
+            first_seq: 0,
+            records: 0,
+            checkpoints: 0,
+            signed_up_to: 0,
+            pending: Vec::new(),
+            base_seq: 0,
+            org: None,
+        }
+    }
+
+    /// Demands that the first record be `seq` (so a deleted first record is a gap, not a new start).
+    pub fn expect_first(&mut self, seq: u64) {
+        if self.next_seq.is_none() {
+            self.next_seq = Some(seq);
+            self.first_seq = seq;
+            self.base_seq = seq;
+            self.signed_up_to = seq.saturating_sub(1);
+        }
+    }
+
+    /// The sequence number the next record must carry, once known.
+    pub fn next_seq(&self) -> Option<u64> {
+        self.next_seq
+    }
+
+    /// Checks the next record.
+    pub fn record(&mut self, r: &AuditRecord) -> Result<(), Tamper> {
+        let expected = match self.next_seq {
+            Some(n) => n,
+            None => {
+                self.expect_first(r.seq);
+                r.seq
+            }
+        };
+        if r.seq != expected {
+            return Err(tamper(expected, TamperKind::Gap, format!("expected sequence {expected}, found {}", r.seq)));
+        }
+        match &self.org {
+            Some(o) if *o != r.draft.org_id => {
+                return Err(tamper(r.seq, TamperKind::BrokenLink, "record belongs to another organization"));
+            }
+            Some(_) => {}
+            None => self.org = Some(r.draft.org_id.clone()),
+        }
+        if decode(&r.prev_hash) != Some(self.prev) {
+            return Err(tamper(r.seq, TamperKind::BrokenLink, "prev_hash does not match the previous record"));
+        }
+        let computed = record_hash(r, &self.prev);
+        if decode(&r.hash) != Some(computed) {
+            return Err(tamper(r.seq, TamperKind::Altered, "content does not match the record's hash"));
+        }
+        self.pending.push(computed);
+        self.prev = computed;
+        self.records += 1;
+        self.next_seq = Some(expected + 1);
+        Ok(())
+    }
+
+    /// Checks a checkpoint. Its signature is always checked; its head when its last record has
+    /// been seen; its Merkle root when every record it covers has been seen.
+    pub fn checkpoint(&mut self, cp: &Checkpoint) -> Result<(), Tamper> {
+        if !cp.signature_valid(self.key) {
+            return Err(tamper(
+                cp.first_seq.max(self.first_seq),
+                TamperKind::ForgedCheckpoint,
+                format!(
+                    "checkpoint {}..={} is not signed by key {}",
+                    cp.first_seq,
+                    cp.last_seq,
+                    crate::checkpoint::key_id(self.key)
+                ),
+            ));
+        }
+        let Some(next) = self.next_seq else { return Ok(()) };
+        if cp.last_seq >= next || cp.first_seq > cp.last_seq {
+            // Covers records not seen (yet): only its signature could be checked.
+            return Ok(());
+        }
+        if cp.last_seq < self.base_seq {
+            return Ok(());
+        }
+        let hi = (cp.last_seq - self.base_seq) as usize;
+        if cp.first_seq >= self.base_seq {
+            let lo = (cp.first_seq - self.base_seq) as usize;
+            if hex::encode(merkle::root(&self.pending[lo..=hi])) != cp.merkle_root {
+                // The root cannot say which leaf changed; the fault lies within this checkpoint.
+                return Err(tamper(
+                    cp.first_seq,
+                    TamperKind::CheckpointMismatch,
+                    format!("records {}..={} differ from the signed Merkle root", cp.first_seq, cp.last_seq),
+                ));
+            }
+        }
+        if hex::encode(self.pending[hi]) != cp.head_hash {
+            return Err(tamper(cp.last_seq, TamperKind::CheckpointMismatch, "chain head differs from the signed head"));
+        }
+        self.checkpoints += 1;
+        self.signed_up_to = self.signed_up_to.max(cp.last_seq);
+        // Records up to this checkpoint are settled; later checkpoints start after it.
+        self.pending.drain(..=hi);
+        self.base_seq = cp.last_seq + 1;
+        Ok(())
+    }
+
+    /// What was verified.
+    pub fn finish(self) -> VerifyReport {
+        let last_seq = self.next_seq.map(|n| n.saturating_sub(1)).unwrap_or(0);
+        VerifyReport {
+            first_seq: if self.records == 0 { 0 } else { self.first_seq },
+            last_seq: if self.records == 0 { 0 } else { last_seq },
+            records: self.records,
+            checkpoints: self.checkpoints,
+            unsigned_tail: if self.records == 0 { 0 } else { last_seq.saturating_sub(self.signed_up_to) },
+        }
+    }
+}
+
 /// Verifies `records` (ascending, contiguous, of one org) whose first record follows a record
 /// with hash `anchor` (use [`crate::GENESIS`] from the start of the chain, or the head of the
-/// retained checkpoint after pruning), and every checkpoint falling inside the range.
+/// retained checkpoint after pruning), and every checkpoint touching the range.
 pub fn verify(
     records: &[AuditRecord],
     checkpoints: &[Checkpoint],
     key: &VerifyingKey,
     anchor: &Hash,
 ) -> Result<VerifyReport, Tamper> {
-    let Some(first) = records.first() else {
-        return Ok(VerifyReport { first_seq: 0, last_seq: 0, records: 0, checkpoints: 0, unsigned_tail: 0 });
-    };
-    let mut prev = *anchor;
-    let mut hashes: Vec<Hash> = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let expected_seq = first.seq + i as u64;
-        if r.seq != expected_seq {
-            return Err(tamper(
-                expected_seq,
-                TamperKind::Gap,
-                format!("expected sequence {expected_seq}, found {}", r.seq),
-            ));
+    let mut v = Verifier::new(key, anchor);
+    let mut cps: Vec<&Checkpoint> = checkpoints.iter().collect();
+    cps.sort_by_key(|c| c.last_seq);
+    let mut cps = cps.into_iter().peekable();
+    // Checkpoints ending before the first record: signature only.
+    let start = records.first().map(|r| r.seq).unwrap_or(0);
+    while let Some(cp) = cps.next_if(|c| c.last_seq < start) {
+        if cp.last_seq + 1 >= start {
+            v.checkpoint(cp)?;
         }
-        if r.draft.org_id != first.draft.org_id {
-            return Err(tamper(r.seq, TamperKind::BrokenLink, "record belongs to another organization"));
-        }
-        if decode(&r.prev_hash) != Some(prev) {
-            return Err(tamper(r.seq, TamperKind::BrokenLink, "prev_hash does not match the previous record"));
-        }
-        let computed = record_hash(r, &prev);
-        if decode(&r.hash) != Some(computed) {
-            return Err(tamper(r.seq, TamperKind::Altered, "content does not match the record's hash"));
-        }
-        hashes.push(computed);
-        prev = computed;
     }
-    let last_seq = first.seq + records.len() as u64 - 1;
-    let mut checked = 0;
-    let mut signed_up_to = first.seq.saturating_sub(1);
-    for cp in checkpoints {
-        if cp.last_seq < first.seq || cp.first_seq > last_seq {
-            continue;
+    for r in records {
+        v.record(r)?;
+        while let Some(cp) = cps.next_if(|c| c.last_seq <= r.seq) {
+            v.checkpoint(cp)?;
         }
-        if !cp.signature_valid(key) {
-            return Err(tamper(
-                cp.first_seq.max(first.seq),
-                TamperKind::ForgedCheckpoint,
-                format!(
-                    "checkpoint {}..={} is not signed by key {}",
-                    cp.first_seq,
-                    cp.last_seq,
-                    crate::checkpoint::key_id(key)
-                ),
-            ));
-        }
-        if cp.first_seq < first.seq || cp.last_seq > last_seq || cp.first_seq > cp.last_seq {
-            // Partly outside the range given: its signature was checked; its root cannot be.
-            continue;
-        }
-        let lo = (cp.first_seq - first.seq) as usize;
-        let hi = (cp.last_seq - first.seq) as usize;
-        let covered = &hashes[lo..=hi];
-        if hex::encode(merkle::root(covered)) != cp.merkle_root {
-            // The root cannot say which leaf changed; the fault lies within this checkpoint.
-            return Err(tamper(
-                cp.first_seq,
-                TamperKind::CheckpointMismatch,
-                format!("records {}..={} differ from the signed Merkle root", cp.first_seq, cp.last_seq),
-            ));
-        }
-        if hex::encode(covered[covered.len() - 1]) != cp.head_hash {
-            return Err(tamper(cp.last_seq, TamperKind::CheckpointMismatch, "chain head differs from the signed head"));
-        }
-        checked += 1;
-        signed_up_to = signed_up_to.max(cp.last_seq);
     }
-    Ok(VerifyReport {
-        first_seq: first.seq,
-        last_seq,
-        records: records.len() as u64,
-        checkpoints: checked,
-        unsigned_tail: last_seq - signed_up_to,
-    })
+    for cp in cps {
+        if cp.first_seq <= v.next_seq().unwrap_or(0) {
+            v.checkpoint(cp)?;
+        }
+    }
+    Ok(v.finish())
 }
 
 #[cfg(test)]

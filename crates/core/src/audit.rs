@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{OrgId, Timestamp};
 
 /// What kind of principal acted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A named human.
@@ -16,10 +16,12 @@ pub enum ActorKind {
     Service,
     /// An app, acting for the human at the end of `on_behalf_of`.
     App,
+    /// A caller that did not authenticate (recorded only for denials).
+    Anonymous,
 }
 
 /// One identity in an actor chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActorRef {
     /// User, service or app.
     pub kind: ActorKind,
@@ -30,7 +32,7 @@ pub struct ActorRef {
 }
 
 /// Who acted, with the full on-behalf-of chain (empty when acting for themselves).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {
     /// The identity that made the call.
     #[serde(flatten)]
@@ -41,7 +43,7 @@ pub struct Actor {
 }
 
 /// How the action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Done.
@@ -53,7 +55,7 @@ pub enum Outcome {
 }
 
 /// The resource acted on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceRef {
     /// Its type, such as `app` or `secret`.
     pub kind: String,
@@ -64,7 +66,7 @@ pub struct ResourceRef {
 }
 
 /// An event before it is placed in the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditDraft {
     /// The org whose chain records it.
     pub org_id: OrgId,
@@ -85,11 +87,12 @@ pub struct AuditDraft {
     /// The caller's user agent.
     pub user_agent: Option<String>,
     /// Further facts; sensitive values are stored as keyed HMACs, never as themselves.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
 /// A record in an org's chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Position in the org's chain, from 1, without gaps.
     pub seq: u64,

@@ -39,7 +39,8 @@ impl FromStr for PrincipalKind {
     }
 }
 
-/// What a token may do, from least to most. Each scope includes the ones below it.
+/// What a token may do. `read` < `push` < `write` < `admin`, each including the ones below it;
+/// `audit` stands apart: it reads the audit log and nothing else, and `admin` includes it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
@@ -53,11 +54,13 @@ pub enum Scope {
     Write,
     /// Write, and manage principals, other principals' tokens and the organization.
     Admin,
+    /// Read the audit log, nothing else (for auditors).
+    Audit,
 }
 
 impl Scope {
     /// All scopes, least first.
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Push, Scope::Write, Scope::Admin];
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Push, Scope::Write, Scope::Admin, Scope::Audit];
 
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -66,12 +69,17 @@ impl Scope {
             Self::Push => "push",
             Self::Write => "write",
             Self::Admin => "admin",
+            Self::Audit => "audit",
         }
     }
 
     /// Whether holding `self` grants `needed`.
     pub fn grants(self, needed: Scope) -> bool {
-        self >= needed
+        match (self, needed) {
+            (Scope::Audit, needed) => needed == Scope::Audit,
+            (held, Scope::Audit) => held == Scope::Admin,
+            (held, needed) => held >= needed,
+        }
     }
 }
 
@@ -92,7 +100,7 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| ScopeError(format!("unknown scope `{s}` (expected read, push, write or admin)")))
+            .ok_or_else(|| ScopeError(format!("unknown scope `{s}` (expected read, push, write, admin or audit)")))
     }
 }
 
@@ -170,6 +178,13 @@ mod tests {
         assert!(Scope::Write.grants(Scope::Push));
         assert!(!Scope::Push.grants(Scope::Write));
         assert!(!Scope::Read.grants(Scope::Push));
+        assert!(Scope::Admin.grants(Scope::Audit));
+        assert!(Scope::Audit.grants(Scope::Audit));
+        for s in [Scope::Read, Scope::Push, Scope::Write] {
+            assert!(!s.grants(Scope::Audit), "{s} must not read the audit log");
+            assert!(!Scope::Audit.grants(s), "audit must not grant {s}");
+        }
+        assert!(!Scope::Audit.grants(Scope::Admin));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub enum Command {
     /// The organization's vault key.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// The audit log: search, verify, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Break-glass operations run on the server host, directly against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -125,6 +128,68 @@ pub enum VaultCommand {
         #[arg(long)]
         confirm: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Search the organization's audit log (needs an `admin` or `audit` token).
+    Search {
+        /// Recorded at or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Recorded before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Actor id or name.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Action, or a prefix ending in `.` such as `app.`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Resource id.
+        #[arg(long)]
+        resource: Option<String>,
+        /// success, denied or failed.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Most records to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Verify the hash chain and signed checkpoints, on the server or in an exported file.
+    /// Exits 1 and names the first bad sequence number when the log was tampered with.
+    Verify {
+        /// First sequence number.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last sequence number.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Verify this exported file offline instead (needs --public-key, no server).
+        #[arg(long, requires = "public_key")]
+        file: Option<std::path::PathBuf>,
+        /// The checkpoint public key (hex), as `gatehouse audit public-key` printed it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Export a range of the log as NDJSON with its checkpoints, for offline verification.
+    Export {
+        /// First sequence number.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last sequence number.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Where the chain stands.
+    Head,
+    /// The public key that verifies checkpoints.
+    PublicKey,
+    /// Health of the SIEM exports.
+    Exports,
 }
 
 /// Where the server's configuration comes from; flags override `GATEHOUSE_*` variables, which

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod app;
+mod audit;
 mod folder;
 mod org;
 mod principal;
@@ -44,6 +45,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => principal::run_token(c, &client()?, json).await,
         Command::Secret(c) => secret::run_secret(c, &client()?, json).await,
         Command::Vault(c) => secret::run_vault(c, &client()?, json).await,
+        Command::Audit(crate::cli::AuditCommand::Verify { file: Some(file), public_key, .. }) => {
+            audit::verify_file(&file, public_key.as_deref().unwrap_or_default(), json)
+        }
+        Command::Audit(c) => audit::run(c, &client()?, json).await,
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await
         }
@@ -132,7 +137,14 @@ async fn admin_token(
     if !who.active {
         anyhow::bail!("principal `{}` is deactivated", who.name);
     }
-    let token = store.create_token(&org.id, &who.id, &who.id, "break-glass", who.max_scope, Some(ttl)).await?;
+    // Recorded as Gatehouse acting on the host operator's instruction, for the named principal.
+    let mut audit = gatehouse_store::AuditCtx::system(&org.id, "break-glass");
+    audit.actor.on_behalf_of.push(gatehouse_core::audit::ActorRef {
+        kind: gatehouse_core::audit::ActorKind::User,
+        id: who.id.to_string(),
+        name: who.name.clone(),
+    });
+    let token = store.create_token(&org.id, &who.id, &who.id, "break-glass", who.max_scope, Some(ttl), &audit).await?;
     store.close().await;
     eprintln!(
         "issued break-glass token {} for {} in {} (scope {}, expires {}); record this in your change log",

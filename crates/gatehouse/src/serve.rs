@@ -104,8 +104,12 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
             tracing::error!(error = %e, "could not resume key re-wraps; they resume at next start");
         }
     });
-    let router = build_router(AppState::new(store.clone(), vault, &config));
+    let state = AppState::new(store.clone(), vault, &config)?;
+    let maintenance =
+        gatehouse_server::audit::spawn_maintenance(store.clone(), state.audit.clone(), config.audit.clone());
+    let router = build_router(state);
     gatehouse_server::serve(listener, router, shutdown).await?;
+    maintenance.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -34,6 +34,101 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// Secrets and their keys.
     pub vault: VaultSettings,
+    /// The audit log: checkpoint signing, retention and SIEM exports.
+    pub audit: AuditSettings,
+}
+
+/// The audit log's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The checkpoint signing and HMAC key file (created with mode 0600), kept apart from the
+    /// database; `<data_dir>/audit-keys.json` when unset.
+    pub key_file: Option<PathBuf>,
+    /// Sign a checkpoint once this many records are unsigned.
+    pub checkpoint_every: u64,
+    /// ...or once the oldest unsigned record is this old, such as `10s`.
+    #[serde(with = "humantime_serde_compat")]
+    pub checkpoint_interval: Duration,
+    /// Records are kept this many days, at least; older whole checkpoint ranges are pruned.
+    pub retention_days: u32,
+    /// SIEM exports.
+    pub exports: Vec<ExportSettings>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+            retention_days: 90,
+            exports: Vec::new(),
+        }
+    }
+}
+
+/// One SIEM export: where records go, in what format, for which orgs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSettings {
+    /// A unique name; the export's cursor is kept under it.
+    pub name: String,
+    /// Only this org (by name); every org when unset.
+    pub org: Option<String>,
+    /// Where to.
+    #[serde(flatten)]
+    pub sink: SinkSettings,
+    /// `ocsf` (the default) or `native` (records as stored, chain fields included).
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+/// Record format of an export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// OCSF 1.x events with the chain fields as record-integrity attributes.
+    #[default]
+    Ocsf,
+    /// Gatehouse's own record JSON.
+    Native,
+}
+
+/// An export's destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkSettings {
+    /// Newline-delimited JSON files in `dir`, rotated at `rotate_bytes`.
+    Ndjson {
+        /// The directory.
+        dir: PathBuf,
+        /// Start a new file beyond this size.
+        #[serde(default = "default_rotate_bytes")]
+        rotate_bytes: u64,
+    },
+    /// A Splunk HTTP Event Collector.
+    SplunkHec {
+        /// The collector's base URL, such as `https://splunk.example:8088`.
+        url: String,
+        /// A file holding the HEC token (never inline here).
+        token_file: PathBuf,
+        /// Extra CA certificate (PEM) to trust.
+        ca_file: Option<PathBuf>,
+    },
+    /// RFC 5424 syslog over TLS with RFC 5425 octet-counting framing.
+    Syslog {
+        /// `host:port` of the receiver.
+        address: String,
+        /// CA certificate (PEM) that signed the receiver's certificate.
+        ca_file: PathBuf,
+        /// Name to verify in the receiver's certificate; the host of `address` when unset.
+        server_name: Option<String>,
+    },
+}
+
+fn default_rotate_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 /// Where the vault's key-encryption keys live.
@@ -129,6 +224,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             bootstrap: BootstrapConfig::default(),
             vault: VaultSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -255,6 +351,11 @@ impl Config {
         self.vault.key_file.clone().unwrap_or_else(|| self.data_dir.join("vault-keys.json"))
     }
 
+    /// The audit key file's path.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.audit.key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-keys.json"))
+    }
+
     /// Reads a configuration file over the defaults.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -374,6 +475,20 @@ impl Config {
                         "`{what}` must name the `local` or `pkcs11` backend (`backend:name` for keys)"
                     )));
                 }
+            }
+        }
+        if self.audit.checkpoint_every == 0 || self.audit.checkpoint_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "`audit.checkpoint_every` and `audit.checkpoint_interval` must be above zero".to_owned(),
+            ));
+        }
+        if self.audit.retention_days == 0 {
+            return Err(ConfigError::Invalid("`audit.retention_days` must be at least 1".to_owned()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for e in &self.audit.exports {
+            if !names.insert(&e.name) || e.name.is_empty() {
+                return Err(ConfigError::Invalid(format!("audit export names must be unique and set: `{}`", e.name)));
             }
         }
         if self.database_max_connections == 0 {

@@ -27,6 +27,10 @@ pub struct Problem {
     pub location: Option<ManifestError>,
 }
 
+/// The problem code of an error response, for the audit layer to record as the reason.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -78,6 +82,9 @@ pub enum ApiError {
     /// The org's key was destroyed; its secrets are gone.
     #[error("{0}")]
     KeyDestroyed(String),
+    /// The audit record could not be written, so the change was not made.
+    #[error("the audit log cannot be written; the change was not made")]
+    AuditUnavailable,
     /// A bug; details are logged, never sent.
     #[error("internal error")]
     Internal,
@@ -105,6 +112,7 @@ impl ApiError {
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             KmsUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kms-unavailable", "Key management unavailable"),
             KeyDestroyed(_) => (StatusCode::GONE, "key-destroyed", "Key destroyed"),
+            AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit-unavailable", "Audit log unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -132,6 +140,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (status, body).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res.extensions_mut().insert(ProblemCode(code));
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gatehouse\""));
         }
@@ -145,6 +154,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Unprocessable(m),
+            StoreError::AuditUnavailable(_) => ApiError::AuditUnavailable,
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable

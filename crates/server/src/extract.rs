@@ -7,7 +7,9 @@ use axum::http::request::Parts;
 use gatehouse_core::{Principal, Scope};
 
 use crate::AppState;
+use crate::audit::{RequestMeta, Slot};
 use crate::error::ApiError;
+use gatehouse_store::AuditCtx;
 
 /// A JSON body; malformed or mis-shaped bodies get a problem naming what is wrong.
 pub struct ApiJson<T>(pub T);
@@ -104,6 +106,21 @@ where
 pub trait Need: Send + Sync + 'static {
     /// The scope.
     const SCOPE: Scope;
+
+    /// Whether a token of scope `held` may call the route.
+    fn allows(held: Scope) -> bool {
+        held.grants(Self::SCOPE)
+    }
+}
+
+/// Any valid token, whatever its scope (for `whoami`).
+pub struct Anyone;
+
+impl Need for Anyone {
+    const SCOPE: Scope = Scope::Read;
+    fn allows(_: Scope) -> bool {
+        true
+    }
 }
 
 macro_rules! need {
@@ -116,17 +133,22 @@ macro_rules! need {
     )*};
 }
 
-need!(Read => Read, Push => Push, Write => Write, Admin => Admin);
+need!(Read => Read, Push => Push, Write => Write, Admin => Admin, AuditRead => Audit);
 
 /// The authenticated caller, holding at least scope `N`. A handler that takes `Auth<N>` cannot
 /// run for an anonymous caller or one without `N`; both are refused before the path or body is
 /// even parsed. Further, conditional demands use [`Auth::require`].
-pub struct Auth<N: Need>(Principal, std::marker::PhantomData<N>);
+pub struct Auth<N: Need>(Principal, RequestMeta, std::marker::PhantomData<N>);
 
 impl<N: Need> Auth<N> {
     /// The caller.
     pub fn principal(&self) -> &Principal {
         &self.0
+    }
+
+    /// The audit context of this caller making this request, for the store to record changes.
+    pub fn audit(&self) -> AuditCtx {
+        self.1.ctx(&self.0)
     }
 
     /// Refuses with 403 unless the caller's token grants `needed`.
@@ -144,6 +166,8 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let slot = parts.extensions.get::<Slot>().cloned();
+        let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta::from_parts(parts));
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -157,9 +181,23 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthenticated("only the Bearer scheme is accepted".to_owned()));
         }
-        let principal = state.store.authenticate(secret.trim()).await??;
-        let auth = Auth(principal, std::marker::PhantomData);
-        auth.require(N::SCOPE)?;
+        let principal = match state.store.authenticate(secret.trim()).await? {
+            Ok(p) => p,
+            Err(rejection) => {
+                if let Some(slot) = &slot {
+                    slot.0.lock().unwrap_or_else(|p| p.into_inner()).rejected_token =
+                        Some(secret.trim().as_bytes().to_vec());
+                }
+                return Err(rejection.into());
+            }
+        };
+        if let Some(slot) = &slot {
+            slot.0.lock().unwrap_or_else(|p| p.into_inner()).principal = Some(principal.clone());
+        }
+        let auth = Auth(principal, meta, std::marker::PhantomData);
+        if !N::allows(auth.0.scope) {
+            auth.require(N::SCOPE)?;
+        }
         Ok(auth)
     }
 }

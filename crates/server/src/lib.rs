@@ -1,6 +1,7 @@
 //! The control plane's HTTP API: `/healthz`, `/readyz`, and the JSON API under `/api/v1` with its
 //! OpenAPI document, generated from the handlers so the two cannot drift.
 
+pub mod audit;
 pub mod config;
 pub mod error;
 mod extract;
@@ -22,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 pub use error::{ApiError, Problem};
+pub use routes::audit::VerifyResult;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -36,18 +38,27 @@ pub struct AppState {
     pub max_json_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: std::time::Duration,
+    /// Checkpoint signing and detail HMAC keys.
+    pub audit: std::sync::Arc<audit::AuditKeys>,
+    /// Group commit for app events.
+    pub batcher: routes::audit::Batcher,
+    /// The configured SIEM exports.
+    pub exports: std::sync::Arc<Vec<config::ExportSettings>>,
 }
 
 impl AppState {
-    /// State over `store` and `vault` with limits from `config`.
-    pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Self {
-        Self {
-            store,
+    /// State over `store` and `vault` with limits and the audit key file from `config`.
+    pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Result<Self, audit::KeyFileError> {
+        Ok(Self {
             vault,
             limits: config.limits.bundle(),
             max_json_bytes: config.limits.max_json_bytes,
             request_timeout: config.limits.request_timeout,
-        }
+            audit: std::sync::Arc::new(audit::AuditKeys::open_or_create(&config.audit_key_file())?),
+            batcher: routes::audit::Batcher::start(store.clone()),
+            exports: std::sync::Arc::new(config.audit.exports.clone()),
+            store,
+        })
     }
 }
 
@@ -169,6 +180,7 @@ pub fn build_router(state: AppState) -> Router {
                 Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout(timeout.as_secs())),
             }
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_outcomes))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("handler panicked");
@@ -188,5 +200,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -1,6 +1,7 @@
 //! The API's areas, each offering its routes.
 
 pub mod apps;
+pub mod audit;
 pub mod folders;
 pub mod health;
 pub mod orgs;
@@ -23,6 +24,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(apps::routes())
         .merge(revisions::routes())
         .merge(secrets::routes())
+        .merge(audit::routes())
 }
 
 /// Answer for paths that match no route.

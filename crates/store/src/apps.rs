@@ -2,7 +2,7 @@
 
 use gatehouse_core::{App, AppId, AppStatus, FolderId, OrgId, PrincipalId, Sensitivity, Timestamp, validate_slug};
 
-use crate::{Store, StoreError, on_read, on_write, parse_col};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col};
 
 /// What is needed to create an app.
 #[derive(Debug, Clone)]
@@ -78,11 +78,11 @@ fn check_description(d: &Option<String>) -> Result<(), StoreError> {
 
 impl Store {
     /// Creates an app. The folder and owner must belong to `org`.
-    pub async fn create_app(&self, org: &OrgId, new: NewApp) -> Result<App, StoreError> {
+    pub async fn create_app(&self, org: &OrgId, new: NewApp, audit: &AuditCtx) -> Result<App, StoreError> {
         validate_slug("app", &new.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         check_description(&new.description)?;
         // Checked here for a clear message; the composite foreign keys enforce it regardless.
-        self.get_folder(org, &new.folder_id).await?;
+        let folder = self.get_folder(org, &new.folder_id).await?;
         self.get_principal(org, &new.owner_id).await?;
         let now = Timestamp::now();
         let app = App {
@@ -97,7 +97,13 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
+        let event = audit.event(
+            "app.create",
+            app_ref(&app, &folder.path),
+            serde_json::json!({"name": app.name, "owner": app.owner_id, "sensitivity": app.sensitivity}),
+        );
         on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO apps (id, org_id, folder_id, name, owner_id, sensitivity, status, description, head_revision, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9)",
@@ -111,12 +117,14 @@ impl Store {
             .bind(app.status.as_str())
             .bind(&app.description)
             .bind(now.as_millis())
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("an app named `{}` already exists", app.name)),
                 other => other,
             })?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
         });
         Ok(app)
     }
@@ -162,12 +170,23 @@ impl Store {
     }
 
     /// Applies `patch` to app `id`.
-    pub async fn update_app(&self, org: &OrgId, id: &AppId, patch: AppPatch) -> Result<App, StoreError> {
+    pub async fn update_app(
+        &self,
+        org: &OrgId,
+        id: &AppId,
+        patch: AppPatch,
+        audit: &AuditCtx,
+    ) -> Result<App, StoreError> {
         let mut app = self.get_app(org, id).await?;
-        if let Some(folder) = patch.folder_id {
-            self.get_folder(org, &folder).await?;
-            app.folder_id = folder;
-        }
+        let before = app.clone();
+        let folder = match patch.folder_id {
+            Some(folder) => {
+                let f = self.get_folder(org, &folder).await?;
+                app.folder_id = folder;
+                f
+            }
+            None => self.get_folder(org, &app.folder_id).await?,
+        };
         if let Some(owner) = patch.owner_id {
             self.get_principal(org, &owner).await?;
             app.owner_id = owner;
@@ -183,8 +202,10 @@ impl Store {
             app.description = d;
         }
         app.updated_at = Timestamp::now();
+        let event = audit.event("app.update", app_ref(&app, &folder.path), changes(&before, &app));
         let n = on_write!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
             "UPDATE apps SET folder_id = $1, owner_id = $2, sensitivity = $3, status = $4, description = $5, updated_at = $6 \
              WHERE org_id = $7 AND id = $8",
         )
@@ -196,13 +217,42 @@ impl Store {
         .bind(app.updated_at.as_millis())
         .bind(org.as_str())
         .bind(id.as_str())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?
-        .rows_affected()
+        .rows_affected();
+            if n > 0 {
+                append_audit!(tx, vec![event])?;
+            }
+            tx.commit().await?;
+            n
         });
         if n == 0 {
             return Err(StoreError::not_found("app", id.as_str()));
         }
         Ok(app)
     }
+}
+
+/// An app as an audit resource, placed in its folder.
+pub(crate) fn app_ref(app: &App, folder_path: &str) -> gatehouse_core::audit::ResourceRef {
+    let path = if folder_path == "/" { format!("/{}", app.name) } else { format!("{folder_path}/{}", app.name) };
+    gatehouse_core::audit::ResourceRef { kind: "app".to_owned(), id: app.id.to_string(), path: Some(path) }
+}
+
+/// The fields a patch changed, as `{field: {from, to}}`.
+fn changes(before: &App, after: &App) -> serde_json::Value {
+    let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return serde_json::json!({});
+    };
+    let changed: serde_json::Map<String, serde_json::Value> = a
+        .into_iter()
+        .filter(|(k, v)| k != "updated_at" && b.get(k) != Some(v))
+        .map(|(k, v)| {
+            let from = b.get(&k).cloned().unwrap_or_default();
+            (k, serde_json::json!({"from": from, "to": v}))
+        })
+        .collect();
+    serde_json::json!({ "changes": changed })
 }

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// A stored value could not be read back; a bug or tampering, never user input.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The audit record of a change could not be written, so the change was not made.
+    #[error("audit log unavailable: {0}")]
+    AuditUnavailable(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -51,11 +54,19 @@ impl StoreError {
         Self::NotFound { kind, id: id.into() }
     }
 
+    /// A failure to write an audit record; never carries query text or values.
+    pub(crate) fn audit(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "audit append failed");
+        Self::AuditUnavailable(crate::redact_sqlx(&e))
+    }
+
     /// Whether the database itself is unreachable or failing (as opposed to a refused request).
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Open(_) | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            Self::Open(_)
+                | Self::AuditUnavailable(_)
+                | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
         )
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use gatehouse_core::{Folder, FolderId, OrgId, Timestamp, validate_slug};
 
-use crate::{Store, StoreError, on_read, on_write, parse_col};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col};
 
 #[derive(sqlx::FromRow, Clone)]
 struct FolderRow {
@@ -120,7 +120,7 @@ impl Store {
 
     /// Runs a change to the folder tree of `org` with the tree loaded inside the same
     /// transaction, serialized per org on PostgreSQL so concurrent moves cannot form a cycle.
-    async fn change_tree<F>(&self, org: &OrgId, decide: F) -> Result<FolderId, StoreError>
+    async fn change_tree<F>(&self, org: &OrgId, audit: &AuditCtx, decide: F) -> Result<FolderId, StoreError>
     where
         F: FnOnce(&FolderTree) -> Result<TreeChange, StoreError>,
     {
@@ -134,7 +134,9 @@ impl Store {
                     .await?;
             }
             let rows: Vec<FolderRow> = sqlx::query_as(SELECT_FOLDERS).bind(org.as_str()).fetch_all(&mut *tx).await?;
-            let change = decide(&FolderTree::new(rows))?;
+            let tree = FolderTree::new(rows);
+            let change = decide(&tree)?;
+            let event = change.event(&tree, audit)?;
             let id = match change {
                 TreeChange::Insert { id, parent, name } => {
                     sqlx::query(
@@ -179,6 +181,7 @@ impl Store {
                     id
                 }
             };
+            append_audit!(tx, vec![event])?;
             tx.commit().await?;
             Ok(id)
         })
@@ -190,10 +193,11 @@ impl Store {
         org: &OrgId,
         parent: Option<&FolderId>,
         name: &str,
+        audit: &AuditCtx,
     ) -> Result<Folder, StoreError> {
         check_folder_name(name)?;
         let id = self
-            .change_tree(org, |tree| {
+            .change_tree(org, audit, |tree| {
                 let parent = match parent {
                     Some(p) => tree
                         .by_id
@@ -219,11 +223,12 @@ impl Store {
         id: &FolderId,
         new_name: Option<&str>,
         new_parent: Option<&FolderId>,
+        audit: &AuditCtx,
     ) -> Result<Folder, StoreError> {
         if let Some(name) = new_name {
             check_folder_name(name)?;
         }
-        self.change_tree(org, |tree| {
+        self.change_tree(org, audit, |tree| {
             let row = tree.by_id.get(id.as_str()).ok_or_else(|| StoreError::not_found("folder", id.as_str()))?;
             let Some(current_parent) = row.parent_id.clone() else {
                 return Err(StoreError::Invalid("the root folder cannot be renamed or moved".to_owned()));
@@ -254,8 +259,8 @@ impl Store {
     }
 
     /// Deletes folder `id` if it has no subfolders and no apps.
-    pub async fn delete_folder(&self, org: &OrgId, id: &FolderId) -> Result<(), StoreError> {
-        self.change_tree(org, |tree| {
+    pub async fn delete_folder(&self, org: &OrgId, id: &FolderId, audit: &AuditCtx) -> Result<(), StoreError> {
+        self.change_tree(org, audit, |tree| {
             let row = tree.by_id.get(id.as_str()).ok_or_else(|| StoreError::not_found("folder", id.as_str()))?;
             if row.parent_id.is_none() {
                 return Err(StoreError::Invalid("the root folder cannot be deleted".to_owned()));
@@ -274,4 +279,27 @@ enum TreeChange {
     Insert { id: FolderId, parent: String, name: String },
     Update { id: FolderId, parent: String, name: String },
     Delete { id: FolderId },
+}
+
+impl TreeChange {
+    /// The audit event for this change, with the folder's path before and after.
+    fn event(&self, tree: &FolderTree, audit: &AuditCtx) -> Result<gatehouse_core::audit::AuditDraft, StoreError> {
+        let join = |parent: &str, name: &str| -> Result<String, StoreError> {
+            let p = tree.path(parent)?;
+            Ok(if p == "/" { format!("/{name}") } else { format!("{p}/{name}") })
+        };
+        let (action, id, path, details) = match self {
+            TreeChange::Insert { id, parent, name } => {
+                ("folder.create", id, join(parent, name)?, serde_json::json!({}))
+            }
+            TreeChange::Update { id, parent, name } => {
+                let from = tree.path(id.as_str())?;
+                ("folder.update", id, join(parent, name)?, serde_json::json!({ "from": from }))
+            }
+            TreeChange::Delete { id } => ("folder.delete", id, tree.path(id.as_str())?, serde_json::json!({})),
+        };
+        let resource =
+            gatehouse_core::audit::ResourceRef { kind: "folder".to_owned(), id: id.to_string(), path: Some(path) };
+        Ok(audit.event(action, resource, details))
+    }
 }

@@ -6,6 +6,7 @@
 //! the caller's org id, so scoping is not left to callers to remember.
 
 mod apps;
+mod audit;
 mod error;
 mod folders;
 mod orgs;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use apps::{AppPatch, NewApp};
+pub use audit::{AuditCtx, AuditFilter, ChainHead, ExportState, resource};
 pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
@@ -49,6 +51,7 @@ macro_rules! on_write {
     };
 }
 
+pub(crate) use audit::append_audit;
 pub(crate) use {on_read, on_write};
 
 pub(crate) enum Backend {

@@ -7,7 +7,7 @@ use gatehouse_core::{
 };
 
 use crate::principals::{insert_principal_sql, insert_token_sql, new_token};
-use crate::{Store, StoreError, on_read, on_write};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, resource};
 
 /// What is needed to create an org with its first admin.
 #[derive(Debug, Clone)]
@@ -74,15 +74,19 @@ impl Store {
     /// admin's token; on any other database, returns `None`. Safe with several replicas starting
     /// at once.
     pub async fn bootstrap_if_empty(&self, new: NewOrg) -> Result<Option<Bootstrap>, StoreError> {
-        self.create_org_inner(new, true).await
+        self.create_org_inner(new, None).await
     }
 
     /// Creates a tenant with its root folder, first admin and the admin's first token.
-    pub async fn create_org(&self, new: NewOrg) -> Result<Bootstrap, StoreError> {
-        self.create_org_inner(new, false).await?.ok_or_else(|| StoreError::Conflict("organization exists".to_owned()))
+    pub async fn create_org(&self, new: NewOrg, audit: &AuditCtx) -> Result<Bootstrap, StoreError> {
+        self.create_org_inner(new, Some(audit))
+            .await?
+            .ok_or_else(|| StoreError::Conflict("organization exists".to_owned()))
     }
 
-    async fn create_org_inner(&self, new: NewOrg, bootstrap: bool) -> Result<Option<Bootstrap>, StoreError> {
+    /// Bootstraps the operator org when `audit` is `None`, else creates a tenant.
+    async fn create_org_inner(&self, new: NewOrg, audit: Option<&AuditCtx>) -> Result<Option<Bootstrap>, StoreError> {
+        let bootstrap = audit.is_none();
         validate_slug("organization", &new.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         check_email(&new.admin_email)?;
         if new.display_name.trim().is_empty() || new.display_name.len() > 200 {
@@ -109,6 +113,17 @@ impl Store {
         let expires = new.admin_token_ttl.map(|ttl| now.plus(ttl));
         let (token, hash) = new_token(&admin.id, &admin.id, "bootstrap", Scope::Admin, expires, now);
         let is_pg = self.is_postgres();
+        let org_ref = resource("org", org.id.as_str());
+        let details = serde_json::json!({"name": org.name, "admin": admin.name, "admin_token": token.token.id});
+        // The new org's chain opens with its creation; a tenant's creation is also recorded in
+        // the chain of the operator who created it.
+        let mut events = vec![match audit {
+            None => AuditCtx::system(&org.id, "bootstrap").event("org.bootstrap", org_ref.clone(), details.clone()),
+            Some(ctx) => {
+                AuditCtx { org_id: org.id.clone(), ..ctx.clone() }.event("org.create", org_ref.clone(), details.clone())
+            }
+        }];
+        let operator_event = audit.map(|ctx| ctx.event("org.create", org_ref, details));
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             if bootstrap {
@@ -143,9 +158,20 @@ impl Store {
                 .await?;
             insert_principal_sql!(&admin).execute(&mut *tx).await?;
             insert_token_sql!(&org.id, &token.token, &hash).execute(&mut *tx).await?;
+            append_audit!(tx, std::mem::take(&mut events))?;
+            if let Some(e) = operator_event.clone() {
+                append_audit!(tx, vec![e])?;
+            }
             tx.commit().await?;
         });
         Ok(Some(Bootstrap { org, admin, token }))
+    }
+
+    /// The operator org (the one bootstrapped first).
+    pub async fn operator_org(&self) -> Result<Org, StoreError> {
+        let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE operator ORDER BY created_at LIMIT 1");
+        let row: Option<OrgRow> = on_read!(self, |pool| sqlx::query_as(&sql).fetch_optional(pool).await?);
+        row.ok_or_else(|| StoreError::not_found("organization", "operator"))?.into_org()
     }
 
     /// The org with `id`.

@@ -9,7 +9,7 @@ use gatehouse_core::{
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::{Store, StoreError, on_read, on_write, parse_col};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col, resource};
 
 /// Every token secret starts with this, so secret scanners can recognise a leaked one.
 pub const TOKEN_PREFIX: &str = "gat_";
@@ -211,7 +211,12 @@ fn check_principal_name(kind: PrincipalKind, name: &str) -> Result<(), StoreErro
 
 impl Store {
     /// Creates a user or service identity in `org`.
-    pub async fn create_principal(&self, org: &OrgId, new: NewPrincipal) -> Result<PrincipalRecord, StoreError> {
+    pub async fn create_principal(
+        &self,
+        org: &OrgId,
+        new: NewPrincipal,
+        audit: &AuditCtx,
+    ) -> Result<PrincipalRecord, StoreError> {
         check_principal_name(new.kind, &new.name)?;
         let display_name = new.display_name.unwrap_or_else(|| new.name.clone());
         if display_name.trim().is_empty() || display_name.len() > 200 {
@@ -227,11 +232,19 @@ impl Store {
             active: true,
             created_at: Timestamp::now(),
         };
+        let event = audit.event(
+            "principal.create",
+            resource("principal", record.id.as_str()),
+            serde_json::json!({"kind": record.kind, "name": record.name, "max_scope": record.max_scope}),
+        );
         on_write!(self, |pool| {
-            insert_principal_sql!(&record).execute(pool).await.map_err(|e| match StoreError::from(e) {
+            let mut tx = pool.begin().await?;
+            insert_principal_sql!(&record).execute(&mut *tx).await.map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("principal `{}` already exists", record.name)),
                 other => other,
             })?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
         });
         Ok(record)
     }
@@ -276,8 +289,10 @@ impl Store {
         org: &OrgId,
         id: &PrincipalId,
         active: bool,
+        audit: &AuditCtx,
     ) -> Result<PrincipalRecord, StoreError> {
         let now = Timestamp::now().as_millis();
+        let action = if active { "principal.activate" } else { "principal.deactivate" };
         let found = on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query("UPDATE principals SET active = $1 WHERE org_id = $2 AND id = $3")
@@ -287,13 +302,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let mut revoked = 0;
             if !active {
-                sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND principal_id = $3 AND revoked_at IS NULL")
+                revoked = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND principal_id = $3 AND revoked_at IS NULL")
                     .bind(now)
                     .bind(org.as_str())
                     .bind(id.as_str())
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+            }
+            if updated > 0 {
+                let details = serde_json::json!({"tokens_revoked": revoked});
+                append_audit!(tx, vec![audit.event(action, resource("principal", id.as_str()), details)])?;
             }
             tx.commit().await?;
             updated > 0
@@ -306,6 +327,9 @@ impl Store {
 
     /// Issues a token for `principal`. The caller checks who may issue what; this checks that the
     /// scope does not exceed the principal's `max_scope` and that the principal is active.
+    // The issuer is stored with the token; the audit context says who asked (they differ for
+    // break-glass tokens, which Gatehouse issues on the host operator's word).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_token(
         &self,
         org: &OrgId,
@@ -314,6 +338,7 @@ impl Store {
         name: &str,
         scope: Scope,
         ttl: Option<Duration>,
+        audit: &AuditCtx,
     ) -> Result<NewToken, StoreError> {
         if name.trim().is_empty() || name.len() > 100 {
             return Err(StoreError::Invalid("token name must be 1 to 100 characters".to_owned()));
@@ -330,8 +355,16 @@ impl Store {
         }
         let now = Timestamp::now();
         let (token, hash) = new_token(principal, created_by, name, scope, ttl.map(|d| now.plus(d)), now);
+        let event = audit.event(
+            "token.create",
+            resource("token", token.token.id.as_str()),
+            serde_json::json!({"principal": principal, "name": name, "scope": scope, "expires_at": token.token.expires_at}),
+        );
         on_write!(self, |pool| {
-            insert_token_sql!(org, &token.token, &hash).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            insert_token_sql!(org, &token.token, &hash).execute(&mut *tx).await?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
         });
         Ok(token)
     }
@@ -369,17 +402,26 @@ impl Store {
     }
 
     /// Revokes token `id`; revoking twice is harmless and keeps the first time.
-    pub async fn revoke_token(&self, org: &OrgId, id: &TokenId) -> Result<ApiToken, StoreError> {
+    pub async fn revoke_token(&self, org: &OrgId, id: &TokenId, audit: &AuditCtx) -> Result<ApiToken, StoreError> {
         let now = Timestamp::now().as_millis();
-        let n = on_write!(self, |pool| sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE org_id = $2 AND id = $3"
-        )
-        .bind(now)
-        .bind(org.as_str())
-        .bind(id.as_str())
-        .execute(pool)
-        .await?
-        .rows_affected());
+        let event = audit.event("token.revoke", resource("token", id.as_str()), serde_json::json!({}));
+        let n = on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE org_id = $2 AND id = $3",
+            )
+            .bind(now)
+            .bind(org.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                append_audit!(tx, vec![event.clone()])?;
+            }
+            tx.commit().await?;
+            n
+        });
         if n == 0 {
             return Err(StoreError::not_found("token", id.as_str()));
         }

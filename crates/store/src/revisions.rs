@@ -2,7 +2,7 @@
 
 use gatehouse_core::{AppId, AppStatus, OrgId, PrincipalId, Provenance, Revision, Timestamp};
 
-use crate::{Store, StoreError, on_read, on_write, parse_col};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col};
 
 /// A revision to store.
 #[derive(Debug, Clone)]
@@ -92,8 +92,32 @@ pub const MIN_PREFIX: usize = 7;
 impl Store {
     /// Stores a revision of `app`. Pushing content the app already has returns the existing
     /// revision unchanged.
-    pub async fn push_revision(&self, org: &OrgId, app: &AppId, new: NewRevision) -> Result<PushOutcome, StoreError> {
+    pub async fn push_revision(
+        &self,
+        org: &OrgId,
+        app: &AppId,
+        new: NewRevision,
+        audit: &AuditCtx,
+    ) -> Result<PushOutcome, StoreError> {
         let is_pg = self.is_postgres();
+        let current = self.get_app(org, app).await?;
+        let folder = self.get_folder(org, &current.folder_id).await?;
+        let resource = crate::apps::app_ref(&current, &folder.path);
+        let event = |created: bool, number: Option<i64>| {
+            audit.event(
+                "app.revision.push",
+                resource.clone(),
+                serde_json::json!({
+                    "digest": new.digest,
+                    "number": number,
+                    "created": created,
+                    "files": new.file_count,
+                    "archive_bytes": new.archive.len(),
+                    "ai_agent": new.provenance.agent,
+                    "ai_model": new.provenance.model,
+                }),
+            )
+        };
         let select_one =
             format!("SELECT {REVISION_COLUMNS} FROM revisions WHERE org_id = $1 AND app_id = $2 AND digest = $3");
         let prompt_ids = serde_json::to_string(&new.provenance.prompt_ids)
@@ -121,6 +145,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             if existing.is_some() {
+                append_audit!(tx, vec![event(false, None)])?;
+                tx.commit().await?;
                 false
             } else {
                 let parent = match &new.parent {
@@ -186,6 +212,7 @@ impl Store {
                     .bind(app.as_str())
                     .execute(&mut *tx)
                     .await?;
+                append_audit!(tx, vec![event(true, Some(number))])?;
                 tx.commit().await?;
                 true
             }

@@ -3,7 +3,7 @@
 
 use gatehouse_core::{OrgId, PrincipalId, SecretId, SecretMeta, SecretScopeKind, Timestamp};
 
-use crate::{Store, StoreError, on_read, on_write, parse_col};
+use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col, resource};
 
 /// A sealed secret version as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -137,6 +137,7 @@ impl Store {
 
     /// Stores version `version` of a secret and makes it current. A concurrent writer that took
     /// the same number gets `Conflict` and retries with the next one.
+    #[allow(clippy::too_many_arguments)] // each is a distinct fact of the version
     pub async fn add_secret_version(
         &self,
         org: &OrgId,
@@ -145,8 +146,23 @@ impl Store {
         sealed: NewSealedVersion,
         actor: &PrincipalId,
         rotate_every_days: Option<i64>,
+        audit: &AuditCtx,
     ) -> Result<SecretMeta, StoreError> {
         let now = Timestamp::now().as_millis();
+        // Name and scope only: the value never reaches the audit log, not even as a hash.
+        let name: Option<(String, String, String)> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT name, scope_kind, scope_id FROM secrets WHERE org_id = $1 AND id = $2"
+        )
+        .bind(org.as_str())
+        .bind(secret.as_str())
+        .fetch_optional(pool)
+        .await?);
+        let (name, scope_kind, scope_id) = name.ok_or_else(|| StoreError::not_found("secret", secret.as_str()))?;
+        let event = audit.event(
+            if version == 1 { "secret.create" } else { "secret.rotate" },
+            resource("secret", secret.as_str()),
+            serde_json::json!({"name": name, "scope": scope_kind, "scope_id": scope_id, "version": version, "kek": sealed.kek_ref}),
+        );
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -176,6 +192,7 @@ impl Store {
             .bind(secret.as_str())
             .execute(&mut *tx)
             .await?;
+            append_audit!(tx, vec![event])?;
             tx.commit().await?;
         });
         self.get_secret(org, secret).await
@@ -249,7 +266,13 @@ impl Store {
     }
 
     /// Deletes a secret and every version of it.
-    pub async fn delete_secret(&self, org: &OrgId, id: &SecretId) -> Result<(), StoreError> {
+    pub async fn delete_secret(&self, org: &OrgId, id: &SecretId, audit: &AuditCtx) -> Result<(), StoreError> {
+        let meta = self.get_secret(org, id).await?;
+        let event = audit.event(
+            "secret.delete",
+            resource("secret", id.as_str()),
+            serde_json::json!({"name": meta.name, "scope": meta.scope_kind, "scope_id": meta.scope_id, "versions": meta.current_version}),
+        );
         let n = on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM secret_versions WHERE org_id = $1 AND secret_id = $2")
@@ -263,6 +286,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if n > 0 {
+                append_audit!(tx, vec![event])?;
+            }
             tx.commit().await?;
             n
         });
@@ -283,30 +309,50 @@ impl Store {
     }
 
     /// Sets the KEK for the org's new data keys (and the target of re-wrapping).
-    pub async fn set_org_key(&self, org: &OrgId, kek_ref: &str) -> Result<(), StoreError> {
+    pub async fn set_org_key(&self, org: &OrgId, kek_ref: &str, audit: &AuditCtx) -> Result<(), StoreError> {
         let now = Timestamp::now().as_millis();
-        on_write!(self, |pool| sqlx::query(
-            "INSERT INTO org_keys (org_id, kek_ref, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (org_id) DO UPDATE SET kek_ref = $2, updated_at = $3, destroyed_at = NULL"
-        )
-        .bind(org.as_str())
-        .bind(kek_ref)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        let previous = self.org_key(org).await?;
+        let event = audit.event(
+            "vault.key.rotate",
+            resource("org_key", org.as_str()),
+            serde_json::json!({"kek": kek_ref, "previous": previous.map(|k| k.kek_ref)}),
+        );
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO org_keys (org_id, kek_ref, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org_id) DO UPDATE SET kek_ref = $2, updated_at = $3, destroyed_at = NULL",
+            )
+            .bind(org.as_str())
+            .bind(kek_ref)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Records that the org's key was destroyed.
-    pub async fn mark_org_key_destroyed(&self, org: &OrgId) -> Result<(), StoreError> {
+    pub async fn mark_org_key_destroyed(&self, org: &OrgId, audit: &AuditCtx) -> Result<(), StoreError> {
         let now = Timestamp::now().as_millis();
-        on_write!(self, |pool| sqlx::query("UPDATE org_keys SET destroyed_at = $1 WHERE org_id = $2")
-            .bind(now)
-            .bind(org.as_str())
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let key = self.org_key(org).await?;
+        let event = audit.event(
+            "vault.key.destroy",
+            resource("org_key", org.as_str()),
+            serde_json::json!({"kek": key.map(|k| k.kek_ref)}),
+        );
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE org_keys SET destroyed_at = $1 WHERE org_id = $2")
+                .bind(now)
+                .bind(org.as_str())
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 

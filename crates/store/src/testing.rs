@@ -53,3 +53,13 @@ pub async fn postgres() -> Store {
         .options([("search_path", schema.as_str())]);
     Store::open_postgres_with(opts, 8).await.expect("open postgres store")
 }
+
+/// An audit context for tests acting in `org`.
+pub fn ctx(org: &gatehouse_core::OrgId) -> crate::AuditCtx {
+    crate::AuditCtx::system(org, "test")
+}
+
+/// An audit context for tests that create orgs outside any operator org.
+pub fn outside_ctx() -> crate::AuditCtx {
+    crate::AuditCtx::system(&gatehouse_core::OrgId::generate(), "test")
+}

@@ -9,6 +9,7 @@ use gatehouse_core::{
     AppId, AppStatus, FolderId, OrgId, PrincipalId, PrincipalKind, Provenance, Scope, Sensitivity, TokenId,
 };
 use gatehouse_store::Page;
+use gatehouse_store::testing::{ctx, outside_ctx};
 use gatehouse_store::{
     AppPatch, Bootstrap, NewApp, NewOrg, NewPrincipal, NewRevision, Store, StoreError, TokenRejection,
 };
@@ -58,7 +59,7 @@ fn new_org(name: &str) -> NewOrg {
 }
 
 async fn org(store: &Store, name: &str) -> Bootstrap {
-    store.create_org(new_org(name)).await.unwrap()
+    store.create_org(new_org(name), &outside_ctx()).await.unwrap()
 }
 
 fn revision(author: &PrincipalId, content: &str) -> NewRevision {
@@ -92,6 +93,7 @@ async fn app(store: &Store, b: &Bootstrap, name: &str) -> gatehouse_core::App {
                 sensitivity: Sensitivity::Normal,
                 description: None,
             },
+            &ctx(&b.org.id),
         )
         .await
         .unwrap()
@@ -111,7 +113,7 @@ async fn bootstrap_happens_once(store: Store) {
     let tenant = org(&store, "tenant").await;
     assert!(!tenant.org.operator);
     assert!(!store.authenticate(&tenant.token.secret).await.unwrap().unwrap().operator);
-    assert!(matches!(store.create_org(new_org("tenant")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_org(new_org("tenant"), &outside_ctx()).await, Err(StoreError::Conflict(_))));
 }
 
 async fn tenants_cannot_reach_each_other(store: Store) {
@@ -119,8 +121,8 @@ async fn tenants_cannot_reach_each_other(store: Store) {
     let b = org(&store, "beta").await;
     let a_app = app(&store, &a, "shared-name").await;
     let b_app = app(&store, &b, "shared-name").await; // same name in another org is fine
-    let a_folder = store.create_folder(&a.org.id, None, "finance").await.unwrap();
-    store.push_revision(&a.org.id, &a_app.id, revision(&a.admin.id, "secret-a")).await.unwrap();
+    let a_folder = store.create_folder(&a.org.id, None, "finance", &ctx(&a.org.id)).await.unwrap();
+    store.push_revision(&a.org.id, &a_app.id, revision(&a.admin.id, "secret-a"), &ctx(&a.org.id)).await.unwrap();
     let a_rev = store.get_revision(&a.org.id, &a_app.id, "head").await.unwrap();
 
     // Org B, guessing org A's ids, finds nothing.
@@ -129,14 +131,20 @@ async fn tenants_cannot_reach_each_other(store: Store) {
     assert!(matches!(store.get_folder(bid, &a_folder.id).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get_principal(bid, &a.admin.id).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get_token(bid, &a.token.token.id).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.revoke_token(bid, &a.token.token.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.revoke_token(bid, &a.token.token.id, &ctx(bid)).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get_revision(bid, &a_app.id, &a_rev.digest).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get_archive(bid, &a_rev.digest).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.update_app(bid, &a_app.id, AppPatch::default()).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.update_folder(bid, &a_folder.id, Some("x"), None).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.delete_folder(bid, &a_folder.id).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(
-        store.push_revision(bid, &a_app.id, revision(&b.admin.id, "x")).await,
+        store.update_app(bid, &a_app.id, AppPatch::default(), &ctx(bid)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.update_folder(bid, &a_folder.id, Some("x"), None, &ctx(bid)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(store.delete_folder(bid, &a_folder.id, &ctx(bid)).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.push_revision(bid, &a_app.id, revision(&b.admin.id, "x"), &ctx(bid)).await,
         Err(StoreError::NotFound { .. })
     ));
     // B cannot place its objects into A's folders or give them A's owners.
@@ -150,12 +158,23 @@ async fn tenants_cannot_reach_each_other(store: Store) {
                 sensitivity: Sensitivity::Low,
                 description: None,
             },
+            &ctx(bid),
         )
         .await;
     assert!(matches!(cross, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.create_folder(bid, Some(&a_folder.id), "x").await, Err(StoreError::NotFound { .. })));
     assert!(matches!(
-        store.update_app(bid, &b_app.id, AppPatch { owner_id: Some(a.admin.id.clone()), ..Default::default() }).await,
+        store.create_folder(bid, Some(&a_folder.id), "x", &ctx(bid)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .update_app(
+                bid,
+                &b_app.id,
+                AppPatch { owner_id: Some(a.admin.id.clone()), ..Default::default() },
+                &ctx(bid)
+            )
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     // Listings are scoped.
@@ -173,29 +192,35 @@ async fn folder_tree_rules(store: Store) {
     let o = &a.org.id;
     let root = store.root_folder(o).await.unwrap();
     assert_eq!(root.path, "/");
-    let finance = store.create_folder(o, None, "finance").await.unwrap();
-    let refunds = store.create_folder(o, Some(&finance.id), "refunds").await.unwrap();
-    let deep = store.create_folder(o, Some(&refunds.id), "deep").await.unwrap();
+    let finance = store.create_folder(o, None, "finance", &ctx(o)).await.unwrap();
+    let refunds = store.create_folder(o, Some(&finance.id), "refunds", &ctx(o)).await.unwrap();
+    let deep = store.create_folder(o, Some(&refunds.id), "deep", &ctx(o)).await.unwrap();
     assert_eq!(deep.path, "/finance/refunds/deep");
     assert_eq!(store.folder_by_path(o, "/finance/refunds").await.unwrap().id, refunds.id);
-    assert!(matches!(store.create_folder(o, None, "finance").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.create_folder(o, None, "Bad Name").await, Err(StoreError::Invalid(_))));
-    assert!(matches!(store.create_folder(o, Some(&FolderId::generate()), "x").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.create_folder(o, None, "finance", &ctx(o)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_folder(o, None, "Bad Name", &ctx(o)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.create_folder(o, Some(&FolderId::generate()), "x", &ctx(o)).await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     // Cycles: into itself, into a child, into a grandchild.
     for target in [&finance.id, &refunds.id, &deep.id] {
-        let err = store.update_folder(o, &finance.id, None, Some(target)).await.unwrap_err();
+        let err = store.update_folder(o, &finance.id, None, Some(target), &ctx(o)).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("into itself")), "{err}");
     }
     // A legal move and a rename.
-    let moved = store.update_folder(o, &deep.id, Some("shallow"), Some(&root.id)).await.unwrap();
+    let moved = store.update_folder(o, &deep.id, Some("shallow"), Some(&root.id), &ctx(o)).await.unwrap();
     assert_eq!(moved.path, "/shallow");
-    assert!(matches!(store.update_folder(o, &moved.id, Some("finance"), None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_folder(o, &moved.id, Some("finance"), None, &ctx(o)).await,
+        Err(StoreError::Conflict(_))
+    ));
     // The root stays put.
-    assert!(store.update_folder(o, &root.id, Some("x"), None).await.is_err());
-    assert!(store.delete_folder(o, &root.id).await.is_err());
+    assert!(store.update_folder(o, &root.id, Some("x"), None, &ctx(o)).await.is_err());
+    assert!(store.delete_folder(o, &root.id, &ctx(o)).await.is_err());
     // Only empty folders can be deleted.
-    assert!(matches!(store.delete_folder(o, &finance.id).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.delete_folder(o, &finance.id, &ctx(o)).await, Err(StoreError::Invalid(_))));
     let app = store
         .create_app(
             o,
@@ -206,13 +231,19 @@ async fn folder_tree_rules(store: Store) {
                 sensitivity: Sensitivity::Normal,
                 description: None,
             },
+            &ctx(o),
         )
         .await
         .unwrap();
-    assert!(matches!(store.delete_folder(o, &refunds.id).await, Err(StoreError::Invalid(ref m)) if m.contains("app")));
-    store.update_app(o, &app.id, AppPatch { folder_id: Some(root.id.clone()), ..Default::default() }).await.unwrap();
-    store.delete_folder(o, &refunds.id).await.unwrap();
-    store.delete_folder(o, &finance.id).await.unwrap();
+    assert!(
+        matches!(store.delete_folder(o, &refunds.id, &ctx(o)).await, Err(StoreError::Invalid(ref m)) if m.contains("app"))
+    );
+    store
+        .update_app(o, &app.id, AppPatch { folder_id: Some(root.id.clone()), ..Default::default() }, &ctx(o))
+        .await
+        .unwrap();
+    store.delete_folder(o, &refunds.id, &ctx(o)).await.unwrap();
+    store.delete_folder(o, &finance.id, &ctx(o)).await.unwrap();
     let paths: Vec<String> = store.list_folders(o).await.unwrap().into_iter().map(|f| f.path).collect();
     assert_eq!(paths, ["/", "/shallow"]);
 }
@@ -233,6 +264,7 @@ async fn apps_and_their_rules(store: Store) {
                 sensitivity: Sensitivity::High,
                 description: None,
             },
+            &ctx(o),
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("refunds")));
@@ -247,12 +279,13 @@ async fn apps_and_their_rules(store: Store) {
                 description: Some(Some("old".into())),
                 ..Default::default()
             },
+            &ctx(o),
         )
         .await
         .unwrap();
     assert_eq!((archived.status, archived.sensitivity), (AppStatus::Archived, Sensitivity::High));
     assert_eq!(store.get_app(o, &first.id).await.unwrap(), archived);
-    let push = store.push_revision(o, &first.id, revision(&a.admin.id, "x")).await;
+    let push = store.push_revision(o, &first.id, revision(&a.admin.id, "x"), &ctx(o)).await;
     assert!(matches!(push, Err(StoreError::Invalid(ref m)) if m.contains("archived")));
 }
 
@@ -260,23 +293,23 @@ async fn revisions_are_content_addressed_and_immutable(store: Store) {
     let a = org(&store, "acme").await;
     let o = &a.org.id;
     let app = app(&store, &a, "refunds").await;
-    let one = store.push_revision(o, &app.id, revision(&a.admin.id, "one")).await.unwrap();
+    let one = store.push_revision(o, &app.id, revision(&a.admin.id, "one"), &ctx(o)).await.unwrap();
     assert!(one.created);
     assert_eq!((one.revision.number, one.revision.parent.as_deref()), (1, None));
     assert_eq!(one.revision.provenance.agent.as_deref(), Some("claude-code"));
-    let again = store.push_revision(o, &app.id, revision(&a.admin.id, "one")).await.unwrap();
+    let again = store.push_revision(o, &app.id, revision(&a.admin.id, "one"), &ctx(o)).await.unwrap();
     assert!(!again.created, "identical content is idempotent");
     assert_eq!(again.revision, one.revision);
-    let two = store.push_revision(o, &app.id, revision(&a.admin.id, "two")).await.unwrap();
+    let two = store.push_revision(o, &app.id, revision(&a.admin.id, "two"), &ctx(o)).await.unwrap();
     assert_eq!(two.revision.number, 2);
     assert_eq!(two.revision.parent.as_deref(), Some(one.revision.digest.as_str()), "parent defaults to head");
     let mut branch = revision(&a.admin.id, "three");
     branch.parent = Some(one.revision.digest.clone());
-    let three = store.push_revision(o, &app.id, branch).await.unwrap();
+    let three = store.push_revision(o, &app.id, branch, &ctx(o)).await.unwrap();
     assert_eq!(three.revision.parent.as_deref(), Some(one.revision.digest.as_str()));
     let mut orphan = revision(&a.admin.id, "four");
     orphan.parent = Some("f".repeat(64));
-    assert!(matches!(store.push_revision(o, &app.id, orphan).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.push_revision(o, &app.id, orphan, &ctx(o)).await, Err(StoreError::Invalid(_))));
 
     assert_eq!(store.get_app(o, &app.id).await.unwrap().head_revision.as_deref(), Some(three.revision.digest.as_str()));
     let history = store.list_revisions(o, &app.id, 10, None).await.unwrap();
@@ -286,8 +319,8 @@ async fn revisions_are_content_addressed_and_immutable(store: Store) {
     assert_eq!(store.get_revision(o, &app.id, "2").await.unwrap().number, 2);
     assert_eq!(store.get_revision(o, &app.id, &two.revision.digest[..12]).await.unwrap().number, 2);
     // "aaaa1" and "aaaa2" give digests starting 61616161…, so a 7-digit prefix is ambiguous.
-    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa1")).await.unwrap();
-    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa2")).await.unwrap();
+    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa1"), &ctx(o)).await.unwrap();
+    store.push_revision(o, &app.id, revision(&a.admin.id, "aaaa2"), &ctx(o)).await.unwrap();
     assert!(
         matches!(store.get_revision(o, &app.id, "6161616").await, Err(StoreError::Invalid(ref m)) if m.contains("ambiguous"))
     );
@@ -311,29 +344,32 @@ async fn token_lifecycle(store: Store) {
                 display_name: None,
                 max_scope: Scope::Push,
             },
+            &ctx(o),
         )
         .await
         .unwrap();
-    let too_much = store.create_token(o, &ci.id, &a.admin.id, "x", Scope::Write, None).await;
+    let too_much = store.create_token(o, &ci.id, &a.admin.id, "x", Scope::Write, None, &ctx(o)).await;
     assert!(matches!(too_much, Err(StoreError::Invalid(ref m)) if m.contains("at most `push`")));
-    let tok = store.create_token(o, &ci.id, &a.admin.id, "deploys", Scope::Push, None).await.unwrap();
+    let tok = store.create_token(o, &ci.id, &a.admin.id, "deploys", Scope::Push, None, &ctx(o)).await.unwrap();
     let who = store.authenticate(&tok.secret).await.unwrap().unwrap();
     assert_eq!((who.kind, who.scope), (PrincipalKind::Service, Scope::Push));
     let listed = store.list_tokens(o, Some(&ci.id), &Page::all()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_used_at.is_some(), "use is recorded");
-    let revoked = store.revoke_token(o, &tok.token.id).await.unwrap();
+    let revoked = store.revoke_token(o, &tok.token.id, &ctx(o)).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert_eq!(store.authenticate(&tok.secret).await.unwrap(), Err(TokenRejection::Revoked));
-    assert_eq!(store.revoke_token(o, &tok.token.id).await.unwrap().revoked_at, revoked.revoked_at);
+    assert_eq!(store.revoke_token(o, &tok.token.id, &ctx(o)).await.unwrap().revoked_at, revoked.revoked_at);
 
-    let short =
-        store.create_token(o, &ci.id, &a.admin.id, "short", Scope::Read, Some(Duration::from_millis(1))).await.unwrap();
+    let short = store
+        .create_token(o, &ci.id, &a.admin.id, "short", Scope::Read, Some(Duration::from_millis(1)), &ctx(o))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.authenticate(&short.secret).await.unwrap(), Err(TokenRejection::Expired));
     assert_eq!(store.authenticate("gat_0000").await.unwrap(), Err(TokenRejection::Unknown));
     assert_eq!(store.authenticate("not-a-token").await.unwrap(), Err(TokenRejection::Unknown));
-    assert!(matches!(store.revoke_token(o, &TokenId::generate()).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.revoke_token(o, &TokenId::generate(), &ctx(o)).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(
         store
             .create_principal(
@@ -343,7 +379,8 @@ async fn token_lifecycle(store: Store) {
                     name: "Not An Email".into(),
                     display_name: None,
                     max_scope: Scope::Read
-                }
+                },
+                &ctx(o),
             )
             .await,
         Err(StoreError::Invalid(_))
@@ -357,7 +394,8 @@ async fn token_lifecycle(store: Store) {
                     name: "ci-bot".into(),
                     display_name: None,
                     max_scope: Scope::Read
-                }
+                },
+                &ctx(o),
             )
             .await,
         Err(StoreError::Conflict(_))
@@ -376,21 +414,22 @@ async fn deactivation_revokes_tokens(store: Store) {
                 display_name: Some("Ana".into()),
                 max_scope: Scope::Write,
             },
+            &ctx(o),
         )
         .await
         .unwrap();
-    let t1 = store.create_token(o, &user.id, &user.id, "laptop", Scope::Write, None).await.unwrap();
-    let t2 = store.create_token(o, &user.id, &user.id, "ci", Scope::Read, None).await.unwrap();
+    let t1 = store.create_token(o, &user.id, &user.id, "laptop", Scope::Write, None, &ctx(o)).await.unwrap();
+    let t2 = store.create_token(o, &user.id, &user.id, "ci", Scope::Read, None, &ctx(o)).await.unwrap();
     assert!(store.authenticate(&t1.secret).await.unwrap().is_ok());
-    let off = store.set_principal_active(o, &user.id, false).await.unwrap();
+    let off = store.set_principal_active(o, &user.id, false, &ctx(o)).await.unwrap();
     assert!(!off.active);
     for t in [&t1, &t2] {
         assert_eq!(store.authenticate(&t.secret).await.unwrap(), Err(TokenRejection::Revoked));
     }
     // Reactivation does not resurrect revoked tokens.
-    store.set_principal_active(o, &user.id, true).await.unwrap();
+    store.set_principal_active(o, &user.id, true, &ctx(o)).await.unwrap();
     assert_eq!(store.authenticate(&t1.secret).await.unwrap(), Err(TokenRejection::Revoked));
-    assert!(store.create_token(o, &user.id, &user.id, "new", Scope::Write, None).await.is_ok());
+    assert!(store.create_token(o, &user.id, &user.id, "new", Scope::Write, None, &ctx(o)).await.is_ok());
 }
 
 async fn store_is_ready(store: Store) {
@@ -401,13 +440,13 @@ async fn concurrent_moves_cannot_form_a_cycle(store: Store) {
     let a = org(&store, "acme").await;
     let o = a.org.id.clone();
     for round in 0..10 {
-        let x = store.create_folder(&o, None, &format!("x{round}")).await.unwrap();
-        let y = store.create_folder(&o, None, &format!("y{round}")).await.unwrap();
+        let x = store.create_folder(&o, None, &format!("x{round}"), &ctx(&o)).await.unwrap();
+        let y = store.create_folder(&o, None, &format!("y{round}"), &ctx(&o)).await.unwrap();
         let (s1, s2) = (store.clone(), store.clone());
         let (o1, o2) = (o.clone(), o.clone());
         let (x1, y1, x2, y2) = (x.id.clone(), y.id.clone(), x.id.clone(), y.id.clone());
-        let one = tokio::spawn(async move { s1.update_folder(&o1, &x1, None, Some(&y1)).await });
-        let two = tokio::spawn(async move { s2.update_folder(&o2, &y2, None, Some(&x2)).await });
+        let one = tokio::spawn(async move { s1.update_folder(&o1, &x1, None, Some(&y1), &ctx(&o1)).await });
+        let two = tokio::spawn(async move { s2.update_folder(&o2, &y2, None, Some(&x2), &ctx(&o2)).await });
         let (r1, r2) = (one.await.unwrap(), two.await.unwrap());
         assert!(r1.is_ok() != r2.is_ok(), "exactly one of two crossing moves succeeds: {r1:?} {r2:?}");
         // Every folder still has a path up to the root.
@@ -423,9 +462,9 @@ async fn concurrent_pushes_number_revisions_densely(store: Store) {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (s, o, id, author) = (store.clone(), a.org.id.clone(), app.id.clone(), a.admin.id.clone());
-        tasks.push(tokio::spawn(
-            async move { s.push_revision(&o, &id, revision(&author, &format!("content-{i}"))).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            s.push_revision(&o, &id, revision(&author, &format!("content-{i}")), &ctx(&o)).await
+        }));
     }
     for t in tasks {
         assert!(t.await.unwrap().unwrap().created);

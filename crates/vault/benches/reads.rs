@@ -27,12 +27,15 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let store = gatehouse_store::Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let boot = store
-        .create_org(NewOrg {
-            name: "bench".into(),
-            display_name: "bench".into(),
-            admin_email: "a@bench.example".into(),
-            admin_token_ttl: None,
-        })
+        .create_org(
+            NewOrg {
+                name: "bench".into(),
+                display_name: "bench".into(),
+                admin_email: "a@bench.example".into(),
+                admin_token_ttl: None,
+            },
+            &gatehouse_store::testing::outside_ctx(),
+        )
         .await
         .unwrap();
     let local = Arc::new(LocalKeyFile::open_or_create(&dir.path().join("keys.json"), "default").unwrap());
@@ -66,7 +69,15 @@ async fn run() {
                 let name = format!("B{}_{}_{i}", kek.replace([':', '-'], "_"), ttl.as_secs());
                 ids.push(
                     vault
-                        .put(&boot.org.id, &Scope::Org, &name, b"benchmark-value-0123456789", &boot.admin.id, None)
+                        .put(
+                            &boot.org.id,
+                            &Scope::Org,
+                            &name,
+                            b"benchmark-value-0123456789",
+                            &boot.admin.id,
+                            None,
+                            &gatehouse_store::testing::ctx(&boot.org.id),
+                        )
                         .await
                         .unwrap()
                         .id,

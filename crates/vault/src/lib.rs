@@ -19,7 +19,7 @@ use std::time::Duration;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use gatehouse_core::{App, OrgId, PrincipalId, SecretId, SecretMeta, SecretScopeKind};
-use gatehouse_store::{NewSealedVersion, Store, StoreError};
+use gatehouse_store::{AuditCtx, NewSealedVersion, Store, StoreError};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -180,12 +180,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|_| VaultError::Unavailable("key operation was interrupted".to_owned()))
 }
 
-/// Audit seam: until the audit log exists, vault events go to the `gatehouse::audit` log target
-/// with actor, action and resource; the audit issue replaces this with durable records.
-fn audit(action: &'static str, org: &OrgId, actor: &str, resource: &str, outcome: &str) {
-    tracing::info!(target: "gatehouse::audit", %org, actor, action, resource, outcome, "audit");
-}
-
 impl Vault {
     /// A vault over `store` using the KMS backends in `kms`.
     pub fn new(store: Store, kms: KmsRegistry, config: VaultConfig) -> Self {
@@ -203,6 +197,7 @@ impl Vault {
     }
 
     /// Writes a new version of secret `name` in `scope` (creating the secret on first write).
+    #[allow(clippy::too_many_arguments)] // the writer is stored; the audit context says who asked
     pub async fn put(
         &self,
         org: &OrgId,
@@ -211,6 +206,7 @@ impl Vault {
         value: &[u8],
         actor: &PrincipalId,
         rotate_every_days: Option<i64>,
+        audit: &AuditCtx,
     ) -> Result<SecretMeta, VaultError> {
         check_name(name)?;
         if value.is_empty() || value.len() > MAX_VALUE_BYTES {
@@ -226,11 +222,8 @@ impl Vault {
             let (secret, version) =
                 self.store.prepare_secret(org, kind, &scope_id, name, actor, rotate_every_days).await?;
             let sealed = self.seal(org, &secret, name, version, value, &kek).await?;
-            match self.store.add_secret_version(org, &secret, version, sealed, actor, rotate_every_days).await {
-                Ok(meta) => {
-                    audit("secret.write", org, actor.as_str(), secret.as_str(), "success");
-                    return Ok(meta);
-                }
+            match self.store.add_secret_version(org, &secret, version, sealed, actor, rotate_every_days, audit).await {
+                Ok(meta) => return Ok(meta),
                 // Another writer took this version number; take the next one.
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -277,21 +270,26 @@ impl Vault {
     }
 
     /// Deletes a secret with all its versions.
-    pub async fn delete(&self, org: &OrgId, id: &SecretId, actor: &PrincipalId) -> Result<(), VaultError> {
-        self.store.delete_secret(org, id).await?;
-        audit("secret.delete", org, actor.as_str(), id.as_str(), "success");
+    pub async fn delete(&self, org: &OrgId, id: &SecretId, audit: &AuditCtx) -> Result<(), VaultError> {
+        self.store.delete_secret(org, id, audit).await?;
         Ok(())
     }
 
     /// The current value of a secret, for the Gatehouse `component` that uses it. Never exposed
-    /// to people through the API.
+    /// to people through the API. Every read is in the audit log before the value is returned;
+    /// a read that cannot be recorded is refused.
     pub async fn read(&self, org: &OrgId, id: &SecretId, component: &str) -> Result<SecretValue, VaultError> {
         let result = self.read_inner(org, id).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(_) => "failed",
-        };
-        audit("secret.read", org, component, id.as_str(), outcome);
+        let mut event = AuditCtx::system(org, component).event(
+            "secret.read",
+            gatehouse_store::resource("secret", id.as_str()),
+            serde_json::json!({}),
+        );
+        if let Err(e) = &result {
+            event.outcome = gatehouse_core::audit::Outcome::Failed;
+            event.reason = Some(e.to_string());
+        }
+        self.store.append_audit(vec![event]).await?;
         result
     }
 
@@ -366,7 +364,7 @@ impl Vault {
         &self,
         org: &OrgId,
         kek_ref: Option<String>,
-        actor: &PrincipalId,
+        audit: &AuditCtx,
     ) -> Result<KeyStatus, VaultError> {
         if matches!(self.store.org_key(org).await?, Some(k) if k.destroyed_at.is_some()) {
             return Err(VaultError::KeyDestroyed);
@@ -398,8 +396,7 @@ impl Vault {
                 reference
             }
         };
-        self.store.set_org_key(org, &target).await?;
-        audit("vault.key.rotate", org, actor.as_str(), &target, "success");
+        self.store.set_org_key(org, &target, audit).await?;
         self.key_status(org).await
     }
 
@@ -447,20 +444,33 @@ impl Vault {
 
     /// Crypto-shredding: destroys the org's own KEK, making every secret of the org unreadable
     /// for good. Other orgs are unaffected. Refused for the deployment's default key.
-    pub async fn destroy_org_key(&self, org: &OrgId, actor: &PrincipalId) -> Result<(), VaultError> {
+    pub async fn destroy_org_key(&self, org: &OrgId, audit: &AuditCtx) -> Result<(), VaultError> {
         let Some(key) = self.store.org_key(org).await? else {
             return Err(VaultError::Invalid(
                 "the organization uses the deployment's default key; rotate to its own key before destroying it"
                     .to_owned(),
             ));
         };
-        if key.destroyed_at.is_some() {
+        let kms = self.kms.clone();
+        let reference = key.kek_ref.clone();
+        let still_in_kms = blocking(move || {
+            let (backend, name) = kms.resolve(&reference)?;
+            backend.has_key(name)
+        })
+        .await??;
+        if key.destroyed_at.is_some() && !still_in_kms {
             return Err(VaultError::KeyDestroyed);
         }
-        if self.store.count_versions_not_under(org, &key.kek_ref).await? > 0 {
-            // Versions still under an older (possibly shared) key would survive the shred.
-            self.rewrap(org, None).await?;
+        if key.destroyed_at.is_none() {
+            if self.store.count_versions_not_under(org, &key.kek_ref).await? > 0 {
+                // Versions still under an older (possibly shared) key would survive the shred.
+                self.rewrap(org, None).await?;
+            }
+            // Recorded (and marked, so nothing reads under it again) before the irreversible
+            // step; if the KMS then fails, running destroy again finishes the job.
+            self.store.mark_org_key_destroyed(org, audit).await?;
         }
+        self.cache.forget_org(org);
         let kms = self.kms.clone();
         let reference = key.kek_ref.clone();
         blocking(move || {
@@ -468,9 +478,6 @@ impl Vault {
             backend.destroy_key(name)
         })
         .await??;
-        self.store.mark_org_key_destroyed(org).await?;
-        self.cache.forget_org(org);
-        audit("vault.key.destroy", org, actor.as_str(), &key.kek_ref, "success");
         Ok(())
     }
 }

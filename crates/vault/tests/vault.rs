@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use gatehouse_core::{OrgId, PrincipalId, Sensitivity};
+use gatehouse_store::testing::ctx;
 use gatehouse_store::{NewApp, NewOrg, Store, StoreError};
 use gatehouse_vault::kms::local::LocalKeyFile;
 use gatehouse_vault::kms::pkcs11::{Pkcs11Config, Pkcs11Kms};
@@ -85,12 +86,15 @@ async fn env(db: Db, backend: Backend, ttl: Duration) -> Env {
 
 async fn org(store: &Store, name: &str) -> (OrgId, PrincipalId) {
     let b = store
-        .create_org(NewOrg {
-            name: name.into(),
-            display_name: name.into(),
-            admin_email: format!("admin@{name}.example"),
-            admin_token_ttl: None,
-        })
+        .create_org(
+            NewOrg {
+                name: name.into(),
+                display_name: name.into(),
+                admin_email: format!("admin@{name}.example"),
+                admin_token_ttl: None,
+            },
+            &gatehouse_store::testing::outside_ctx(),
+        )
         .await
         .unwrap();
     (b.org.id, b.admin.id)
@@ -125,7 +129,7 @@ matrix!(
 
 async fn sealed_blobs(db: Db, b: Backend) {
     let e = env(db, b, Duration::ZERO).await;
-    let (a, admin) = org(&e.store, "alpha").await;
+    let (a, _admin) = org(&e.store, "alpha").await;
     let (other, _) = org(&e.store, "beta").await;
     let blob = e.vault.seal_blob(&a, "integration-credential:salesforce", b"client-secret-canary-9").await.unwrap();
     assert!(!blob.windows(8).any(|w| w == b"canary-9"), "the blob holds the plaintext");
@@ -148,9 +152,9 @@ async fn sealed_blobs(db: Db, b: Backend) {
     ));
     // After a rotation the old blob still opens (it names its KEK) and reseals under the new key;
     // destroying the org's key shreds the resealed blob.
-    e.vault.rotate_org_key(&a, None, &admin).await.unwrap();
+    e.vault.rotate_org_key(&a, None, &ctx(&a)).await.unwrap();
     let resealed = e.vault.reseal_blob(&a, "integration-credential:salesforce", &blob).await.unwrap();
-    e.vault.destroy_org_key(&a, &admin).await.unwrap();
+    e.vault.destroy_org_key(&a, &ctx(&a)).await.unwrap();
     assert!(matches!(
         e.vault.open_blob(&a, "integration-credential:salesforce", &resealed).await,
         Err(VaultError::KeyDestroyed)
@@ -160,10 +164,11 @@ async fn sealed_blobs(db: Db, b: Backend) {
 async fn round_trip(db: Db, b: Backend) {
     let e = env(db, b, Duration::from_secs(60)).await;
     let (o, admin) = org(&e.store, "acme").await;
-    let m1 = e.vault.put(&o, &Scope::Org, "STRIPE_KEY", b"sk_live_canary_0001", &admin, Some(90)).await.unwrap();
+    let m1 =
+        e.vault.put(&o, &Scope::Org, "STRIPE_KEY", b"sk_live_canary_0001", &admin, Some(90), &ctx(&o)).await.unwrap();
     assert_eq!(m1.current_version, 1);
     assert_eq!(e.vault.read(&o, &m1.id, "test").await.unwrap().expose(), b"sk_live_canary_0001");
-    let m2 = e.vault.put(&o, &Scope::Org, "STRIPE_KEY", b"sk_live_canary_0002", &admin, None).await.unwrap();
+    let m2 = e.vault.put(&o, &Scope::Org, "STRIPE_KEY", b"sk_live_canary_0002", &admin, None, &ctx(&o)).await.unwrap();
     assert_eq!((m2.id.clone(), m2.current_version, m2.rotate_every_days), (m1.id.clone(), 2, Some(90)));
     assert_eq!(e.vault.read(&o, &m1.id, "test").await.unwrap().expose(), b"sk_live_canary_0002");
     let listed = e.vault.list(&o, &gatehouse_store::Page::all()).await.unwrap();
@@ -171,12 +176,18 @@ async fn round_trip(db: Db, b: Backend) {
     assert!(listed[0].last_used_at.is_some());
     assert!(format!("{:?}", e.vault.read(&o, &m1.id, "test").await.unwrap()).contains("****"));
     // Bad input.
-    assert!(matches!(e.vault.put(&o, &Scope::Org, "bad name", b"x", &admin, None).await, Err(VaultError::Invalid(_))));
-    assert!(matches!(e.vault.put(&o, &Scope::Org, "EMPTY", b"", &admin, None).await, Err(VaultError::Invalid(_))));
-    e.vault.delete(&o, &m1.id, &admin).await.unwrap();
+    assert!(matches!(
+        e.vault.put(&o, &Scope::Org, "bad name", b"x", &admin, None, &ctx(&o)).await,
+        Err(VaultError::Invalid(_))
+    ));
+    assert!(matches!(
+        e.vault.put(&o, &Scope::Org, "EMPTY", b"", &admin, None, &ctx(&o)).await,
+        Err(VaultError::Invalid(_))
+    ));
+    e.vault.delete(&o, &m1.id, &ctx(&o)).await.unwrap();
     assert!(matches!(e.vault.read(&o, &m1.id, "test").await, Err(VaultError::Store(StoreError::NotFound { .. }))));
     // Another org cannot read it by id.
-    let m3 = e.vault.put(&o, &Scope::Org, "DB_PASSWORD", b"pw-canary-123", &admin, None).await.unwrap();
+    let m3 = e.vault.put(&o, &Scope::Org, "DB_PASSWORD", b"pw-canary-123", &admin, None, &ctx(&o)).await.unwrap();
     let (other, _) = org(&e.store, "other").await;
     assert!(matches!(e.vault.read(&other, &m3.id, "test").await, Err(VaultError::Store(StoreError::NotFound { .. }))));
 }
@@ -185,8 +196,8 @@ async fn tampering_is_detected(db: Db, b: Backend) {
     // No cache, so every read goes to the KMS and checks the wrapped key.
     let e = env(db, b, Duration::ZERO).await;
     let (o, admin) = org(&e.store, "acme").await;
-    let a = e.vault.put(&o, &Scope::Org, "A", b"value-a-canary", &admin, None).await.unwrap();
-    let bm = e.vault.put(&o, &Scope::Org, "B", b"value-b-canary", &admin, None).await.unwrap();
+    let a = e.vault.put(&o, &Scope::Org, "A", b"value-a-canary", &admin, None, &ctx(&o)).await.unwrap();
+    let bm = e.vault.put(&o, &Scope::Org, "B", b"value-b-canary", &admin, None, &ctx(&o)).await.unwrap();
     let sealed_a = e.store.sealed_current(&o, &a.id).await.unwrap();
     let sealed_b = e.store.sealed_current(&o, &bm.id).await.unwrap();
 
@@ -214,8 +225,8 @@ async fn tampering_is_detected(db: Db, b: Backend) {
 async fn scopes_resolve_by_precedence(db: Db, b: Backend) {
     let e = env(db, b, Duration::from_secs(60)).await;
     let (o, admin) = org(&e.store, "acme").await;
-    let fin = e.store.create_folder(&o, None, "finance").await.unwrap();
-    let sub = e.store.create_folder(&o, Some(&fin.id), "refunds").await.unwrap();
+    let fin = e.store.create_folder(&o, None, "finance", &ctx(&o)).await.unwrap();
+    let sub = e.store.create_folder(&o, Some(&fin.id), "refunds", &ctx(&o)).await.unwrap();
     let app = e
         .store
         .create_app(
@@ -227,14 +238,15 @@ async fn scopes_resolve_by_precedence(db: Db, b: Backend) {
                 sensitivity: Sensitivity::Normal,
                 description: None,
             },
+            &ctx(&o),
         )
         .await
         .unwrap();
-    e.vault.put(&o, &Scope::Org, "TOKEN", b"org-level-value", &admin, None).await.unwrap();
+    e.vault.put(&o, &Scope::Org, "TOKEN", b"org-level-value", &admin, None, &ctx(&o)).await.unwrap();
     assert_eq!(e.vault.resolve(&o, &app, "TOKEN", "t").await.unwrap().expose(), b"org-level-value");
-    e.vault.put(&o, &Scope::Folder(fin.id.clone()), "TOKEN", b"finance-value", &admin, None).await.unwrap();
+    e.vault.put(&o, &Scope::Folder(fin.id.clone()), "TOKEN", b"finance-value", &admin, None, &ctx(&o)).await.unwrap();
     assert_eq!(e.vault.resolve(&o, &app, "TOKEN", "t").await.unwrap().expose(), b"finance-value");
-    e.vault.put(&o, &Scope::App(app.id.clone()), "TOKEN", b"app-own-value", &admin, None).await.unwrap();
+    e.vault.put(&o, &Scope::App(app.id.clone()), "TOKEN", b"app-own-value", &admin, None, &ctx(&o)).await.unwrap();
     assert_eq!(e.vault.resolve(&o, &app, "TOKEN", "t").await.unwrap().expose(), b"app-own-value");
     assert!(e.vault.resolve(&o, &app, "MISSING", "t").await.is_err());
 }
@@ -246,15 +258,15 @@ async fn kek_rotation_survives_a_crash(db: Db, b: Backend) {
     for i in 0..130 {
         let m = e
             .vault
-            .put(&o, &Scope::Org, &format!("S{i}"), format!("value-{i}-canary").as_bytes(), &admin, None)
+            .put(&o, &Scope::Org, &format!("S{i}"), format!("value-{i}-canary").as_bytes(), &admin, None, &ctx(&o))
             .await
             .unwrap();
         ids.push(m.id);
     }
-    let status = e.vault.rotate_org_key(&o, None, &admin).await.unwrap();
+    let status = e.vault.rotate_org_key(&o, None, &ctx(&o)).await.unwrap();
     assert!(status.own_key && status.pending_rewrap == 130, "{status:?}");
     // Writes after the switch use the new key at once.
-    let late = e.vault.put(&o, &Scope::Org, "LATE", b"late-value", &admin, None).await.unwrap();
+    let late = e.vault.put(&o, &Scope::Org, "LATE", b"late-value", &admin, None, &ctx(&o)).await.unwrap();
     // One batch, then the process "dies".
     let left = e.vault.rewrap(&o, Some(1)).await.unwrap();
     assert_eq!(left, 30);
@@ -277,16 +289,16 @@ async fn crypto_shredding_one_org(db: Db, b: Backend) {
     let (a, a_admin) = org(&e.store, "alpha").await;
     let (bo, b_admin) = org(&e.store, "beta").await;
     // Before it has its own key, an org cannot shred the shared default.
-    assert!(matches!(e.vault.destroy_org_key(&a, &a_admin).await, Err(VaultError::Invalid(_))));
-    let sa = e.vault.put(&a, &Scope::Org, "K", b"alpha-secret-canary", &a_admin, None).await.unwrap();
-    let sb = e.vault.put(&bo, &Scope::Org, "K", b"beta-secret-canary", &b_admin, None).await.unwrap();
-    e.vault.rotate_org_key(&a, None, &a_admin).await.unwrap();
-    e.vault.rotate_org_key(&bo, None, &b_admin).await.unwrap();
+    assert!(matches!(e.vault.destroy_org_key(&a, &ctx(&a)).await, Err(VaultError::Invalid(_))));
+    let sa = e.vault.put(&a, &Scope::Org, "K", b"alpha-secret-canary", &a_admin, None, &ctx(&a)).await.unwrap();
+    let sb = e.vault.put(&bo, &Scope::Org, "K", b"beta-secret-canary", &b_admin, None, &ctx(&bo)).await.unwrap();
+    e.vault.rotate_org_key(&a, None, &ctx(&a)).await.unwrap();
+    e.vault.rotate_org_key(&bo, None, &ctx(&bo)).await.unwrap();
     assert_eq!(e.vault.read(&a, &sa.id, "t").await.unwrap().expose(), b"alpha-secret-canary"); // warms the cache
-    e.vault.destroy_org_key(&a, &a_admin).await.unwrap();
+    e.vault.destroy_org_key(&a, &ctx(&a)).await.unwrap();
     assert!(matches!(e.vault.read(&a, &sa.id, "t").await, Err(VaultError::KeyDestroyed)));
     assert!(matches!(
-        e.vault.put(&a, &Scope::Org, "K2", b"x-canary", &a_admin, None).await,
+        e.vault.put(&a, &Scope::Org, "K2", b"x-canary", &a_admin, None, &ctx(&a)).await,
         Err(VaultError::KeyDestroyed)
     ));
     // Even bypassing the vault's bookkeeping, the wrapped key cannot be opened any more.
@@ -316,9 +328,9 @@ async fn an_unreachable_kms_fails_closed() {
             dek_cache_ttl: Duration::ZERO,
         },
     );
-    let s = good.put(&o, &Scope::Org, "K", b"must-not-leak-canary", &admin, None).await.unwrap();
+    let s = good.put(&o, &Scope::Org, "K", b"must-not-leak-canary", &admin, None, &ctx(&o)).await.unwrap();
     // Point the org at a key in the HSM that is not there: writes and re-wraps fail closed.
-    let err = good.rotate_org_key(&o, Some("pkcs11:somekey".into()), &admin).await.unwrap_err();
+    let err = good.rotate_org_key(&o, Some("pkcs11:somekey".into()), &ctx(&o)).await.unwrap_err();
     assert!(matches!(err, VaultError::Unavailable(_)), "{err:?}");
     // The HSM is unreachable: reads of versions wrapped by it fail, with no fallback.
     let hsm_default = Vault::new(
@@ -330,7 +342,7 @@ async fn an_unreachable_kms_fails_closed() {
             dek_cache_ttl: Duration::ZERO,
         },
     );
-    let err = hsm_default.put(&o, &Scope::Org, "K2", b"another-canary", &admin, None).await.unwrap_err();
+    let err = hsm_default.put(&o, &Scope::Org, "K2", b"another-canary", &admin, None, &ctx(&o)).await.unwrap_err();
     assert!(matches!(err, VaultError::Unavailable(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("canary"));
     // The local key file lost its key: reads fail closed too.

@@ -102,6 +102,7 @@ async fn create_app(
                 sensitivity: req.sensitivity.unwrap_or_default(),
                 description: req.description,
             },
+            &auth.audit(),
         )
         .await?;
     tracing::info!(app = %app.id, by = %p.id, "app created");
@@ -167,6 +168,7 @@ async fn update_app(
                 status: req.status,
                 description: req.description.map(Some),
             },
+            &auth.audit(),
         )
         .await?;
     tracing::info!(app = %current.id, by = %p.id, "app updated");

@@ -70,7 +70,7 @@ async fn create_folder(
         Some(r) => Some(resolve_folder(&state.store, &p.org_id, r).await?.id),
         None => None,
     };
-    let folder = state.store.create_folder(&p.org_id, parent.as_ref(), &req.name).await?;
+    let folder = state.store.create_folder(&p.org_id, parent.as_ref(), &req.name, &auth.audit()).await?;
     tracing::info!(folder = %folder.id, by = %p.id, "folder created");
     Ok((StatusCode::CREATED, Json(folder)))
 }
@@ -112,7 +112,7 @@ async fn update_folder(
         Some(r) => Some(resolve_folder(&state.store, &p.org_id, r).await?.id),
         None => None,
     };
-    let folder = state.store.update_folder(&p.org_id, &id, req.name.as_deref(), parent.as_ref()).await?;
+    let folder = state.store.update_folder(&p.org_id, &id, req.name.as_deref(), parent.as_ref(), &auth.audit()).await?;
     tracing::info!(folder = %id, by = %p.id, "folder updated");
     Ok(Json(folder))
 }
@@ -126,7 +126,7 @@ async fn delete_folder(
     ApiPath(id): ApiPath<FolderId>,
 ) -> ApiResult<StatusCode> {
     let p = auth.principal();
-    state.store.delete_folder(&p.org_id, &id).await?;
+    state.store.delete_folder(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(folder = %id, by = %p.id, "folder deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read};
+use crate::extract::{Admin, Anyone, ApiJson, ApiPath, Auth, Read};
 
 /// Lifetime of the first admin token of a new org.
 const NEW_ORG_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
@@ -37,7 +37,7 @@ pub struct WhoAmI {
 /// Describe the calling principal, its org and its effective scope.
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "identity",
     responses((status = 200, body = WhoAmI), (status = 401, body = crate::Problem)))]
-async fn whoami(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<WhoAmI>> {
+async fn whoami(State(state): State<AppState>, auth: Auth<Anyone>) -> ApiResult<Json<WhoAmI>> {
     let p = auth.principal();
     Ok(Json(WhoAmI {
         principal: state.store.get_principal(&p.org_id, &p.id).await?,
@@ -97,12 +97,15 @@ async fn create_org(
     }
     let created = state
         .store
-        .create_org(NewOrg {
-            display_name: req.display_name.unwrap_or_else(|| req.name.clone()),
-            name: req.name,
-            admin_email: req.admin_email,
-            admin_token_ttl: Some(NEW_ORG_TOKEN_TTL),
-        })
+        .create_org(
+            NewOrg {
+                display_name: req.display_name.unwrap_or_else(|| req.name.clone()),
+                name: req.name,
+                admin_email: req.admin_email,
+                admin_token_ttl: Some(NEW_ORG_TOKEN_TTL),
+            },
+            &auth.audit(),
+        )
         .await?;
     tracing::info!(org = %created.org.id, by = %p.id, "organization created");
     Ok((StatusCode::CREATED, Json(CreatedOrg { org: created.org, admin: created.admin, token: created.token })))

@@ -77,6 +77,7 @@ async fn create_principal(
                 display_name: req.display_name,
                 max_scope: req.max_scope.unwrap_or(Scope::Read),
             },
+            &auth.audit(),
         )
         .await?;
     tracing::info!(principal = %record.id, by = %p.id, "principal created");
@@ -117,7 +118,7 @@ async fn update_principal(
     if id == p.id && !req.active {
         return Err(ApiError::Unprocessable("you cannot deactivate yourself".to_owned()));
     }
-    let record = state.store.set_principal_active(&p.org_id, &id, req.active).await?;
+    let record = state.store.set_principal_active(&p.org_id, &id, req.active, &auth.audit()).await?;
     tracing::info!(principal = %id, active = req.active, by = %p.id, "principal updated");
     Ok(Json(record))
 }
@@ -202,7 +203,8 @@ async fn create_token(
             MAX_TOKEN_TTL.as_secs()
         )));
     }
-    let token = state.store.create_token(&p.org_id, &owner, &p.id, &req.name, req.scope, Some(ttl)).await?;
+    let token =
+        state.store.create_token(&p.org_id, &owner, &p.id, &req.name, req.scope, Some(ttl), &auth.audit()).await?;
     tracing::info!(token = %token.token.id, principal = %owner, by = %p.id, "token created");
     Ok((StatusCode::CREATED, Json(token)))
 }
@@ -220,7 +222,7 @@ async fn revoke_token(
     if token.principal_id != p.id {
         auth.require(Scope::Admin)?;
     }
-    let revoked = state.store.revoke_token(&p.org_id, &id).await?;
+    let revoked = state.store.revoke_token(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(token = %id, by = %p.id, "token revoked");
     Ok(Json(revoked))
 }

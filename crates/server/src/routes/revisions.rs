@@ -164,6 +164,7 @@ async fn push_revision(
                 content_bytes: bundle.tree.content_bytes() as i64,
                 manifest,
             },
+            &auth.audit(),
         )
         .await?;
     // A manifest may raise the app's sensitivity, never lower it.
@@ -174,6 +175,7 @@ async fn push_revision(
                 &p.org_id,
                 &app.id,
                 AppPatch { sensitivity: Some(bundle.manifest.app.sensitivity), ..AppPatch::default() },
+                &auth.audit(),
             )
             .await?;
     }

@@ -77,8 +77,10 @@ async fn set_secret(
         (None, Some(a)) => Scope::App(resolve_app(&state.store, &p.org_id, a).await?.id),
         (None, None) => Scope::Org,
     };
-    let meta =
-        state.vault.put(&p.org_id, &scope, &req.name, req.value.as_bytes(), &p.id, req.rotate_every_days).await?;
+    let meta = state
+        .vault
+        .put(&p.org_id, &scope, &req.name, req.value.as_bytes(), &p.id, req.rotate_every_days, &auth.audit())
+        .await?;
     tracing::info!(secret = %meta.id, version = meta.current_version, by = %p.id, "secret written");
     let status = if meta.current_version == 1 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(meta)))
@@ -104,7 +106,7 @@ async fn delete_secret(
     ApiPath(id): ApiPath<SecretId>,
 ) -> ApiResult<StatusCode> {
     let p = auth.principal();
-    state.vault.delete(&p.org_id, &id, &p.id).await?;
+    state.vault.delete(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(secret = %id, by = %p.id, "secret deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -135,7 +137,7 @@ async fn rotate_key(
     ApiJson(req): ApiJson<RotateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyStatus>)> {
     let p = auth.principal();
-    let status = state.vault.rotate_org_key(&p.org_id, req.kek_ref, &p.id).await?;
+    let status = state.vault.rotate_org_key(&p.org_id, req.kek_ref, &auth.audit()).await?;
     let (vault, org) = (state.vault.clone(), p.org_id.clone());
     tokio::spawn(async move {
         match vault.rewrap(&org, None).await {
@@ -168,7 +170,7 @@ async fn destroy_key(
     if req.confirm != org.name {
         return Err(ApiError::Unprocessable(format!("set `confirm` to the organization's name, `{}`", org.name)));
     }
-    state.vault.destroy_org_key(&p.org_id, &p.id).await?;
+    state.vault.destroy_org_key(&p.org_id, &auth.audit()).await?;
     tracing::warn!(org = %p.org_id, by = %p.id, "organization key destroyed");
     Ok(Json(state.vault.key_status(&p.org_id).await?))
 }

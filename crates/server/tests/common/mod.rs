@@ -52,13 +52,14 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
     let keys = tempfile::tempdir().unwrap();
     let mut config = config;
     config.vault.key_file = Some(keys.path().join("keys.json"));
+    config.audit.key_file = Some(keys.path().join("audit-keys.json"));
     let vault = gatehouse_server::vault::open_vault(
         store.clone(),
         &config,
         &std::collections::HashMap::<String, String>::new(),
     )
     .unwrap();
-    let router = build_router(AppState::new(store.clone(), vault, &config));
+    let router = build_router(AppState::new(store.clone(), vault, &config).unwrap());
     TestApp { router, store, boot, config, _dir: dir, _keys: keys }
 }
 
