@@ -223,17 +223,17 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
     Some(match (m, route) {
         ("POST", "/api/v1/orgs") => "org.create",
         ("POST", "/api/v1/folders") => "folder.create",
-        ("PATCH", "/api/v1/folders/{folder}") => "folder.update",
-        ("DELETE", "/api/v1/folders/{folder}") => "folder.delete",
+        ("PATCH", "/api/v1/folders/{id}") => "folder.update",
+        ("DELETE", "/api/v1/folders/{id}") => "folder.delete",
         ("POST", "/api/v1/apps") => "app.create",
         ("PATCH", "/api/v1/apps/{app}") => "app.update",
         ("POST", "/api/v1/apps/{app}/revisions") => "app.revision.push",
         ("POST", "/api/v1/principals") => "principal.create",
-        ("PATCH", "/api/v1/principals/{principal}") => "principal.update",
+        ("PATCH", "/api/v1/principals/{id}") => "principal.update",
         ("POST", "/api/v1/tokens") => "token.create",
-        ("DELETE", "/api/v1/tokens/{token}") => "token.revoke",
-        ("PUT", "/api/v1/secrets") | ("POST", "/api/v1/secrets") => "secret.set",
-        ("DELETE", "/api/v1/secrets/{secret}") => "secret.delete",
+        ("DELETE", "/api/v1/tokens/{id}") => "token.revoke",
+        ("POST", "/api/v1/secrets") => "secret.set",
+        ("DELETE", "/api/v1/secrets/{id}") => "secret.delete",
         ("POST", "/api/v1/vault/key/rotate") => "vault.key.rotate",
         ("POST", "/api/v1/vault/key/destroy") => "vault.key.destroy",
         ("POST", "/api/v1/audit/events") => "audit.events.append",
@@ -544,4 +544,53 @@ pub fn verify_export_hex(text: &str, key_hex: &str) -> Result<Result<VerifyRepor
         .ok_or_else(|| "the public key must be 64 hex digits".to_owned())?;
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key".to_owned())?;
     verify_export(text, &key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutating_operation_has_an_action() {
+        let doc = crate::openapi();
+        let mut n = 0;
+        for (path, item) in &doc.paths.paths {
+            for (m, op) in [
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ] {
+                if op.is_some() {
+                    let action = action_for(&m, path);
+                    assert!(action.is_some_and(|a| a != "api.unknown"), "{m} {path} has no audit action");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 17, "{n}");
+        assert_eq!(action_for(&Method::GET, "/api/v1/apps"), None);
+    }
+
+    #[test]
+    fn hmacs_are_per_org_and_keyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = AuditKeys::open_or_create(&dir.path().join("k.json")).unwrap();
+        let (a, b) = (OrgId::generate(), OrgId::generate());
+        assert_eq!(keys.hmac(&a, b"x"), keys.hmac(&a, b"x"));
+        assert_ne!(keys.hmac(&a, b"x"), keys.hmac(&b, b"x"));
+        assert!(keys.hmac(&a, b"x").starts_with("hmac-sha256:"));
+        // Reopened from the file: the same keys.
+        let again = AuditKeys::open_or_create(&dir.path().join("k.json")).unwrap();
+        assert_eq!(again.hmac(&a, b"x"), keys.hmac(&a, b"x"));
+        assert_eq!(again.verifying_key(), keys.verifying_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join("k.json");
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(AuditKeys::open_or_create(&p).unwrap_err().to_string().contains("600"));
+        }
+    }
 }

@@ -47,6 +47,10 @@ store_tests!(
     store_is_ready,
     concurrent_moves_cannot_form_a_cycle,
     concurrent_pushes_number_revisions_densely,
+    changes_are_recorded_in_a_verifiable_chain,
+    concurrent_writers_keep_the_chain_contiguous,
+    a_change_whose_record_fails_is_not_made,
+    audit_records_cannot_be_edited_or_deleted,
 );
 
 fn new_org(name: &str) -> NewOrg {
@@ -473,4 +477,114 @@ async fn concurrent_pushes_number_revisions_densely(store: Store) {
         store.list_revisions(&a.org.id, &app.id, 100, None).await.unwrap().iter().map(|r| r.number).collect();
     numbers.sort();
     assert_eq!(numbers, (1..=16).collect::<Vec<i64>>());
+}
+
+fn verify_all(records: &[gatehouse_core::audit::AuditRecord]) {
+    let key = gatehouse_audit::CheckpointSigner::from_seed(&[7; 32]).verifying_key();
+    gatehouse_audit::verify(records, &[], &key, &gatehouse_audit::GENESIS).unwrap();
+}
+
+async fn changes_are_recorded_in_a_verifiable_chain(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = a.org.id.clone();
+    let f = store.create_folder(&o, None, "finance", &ctx(&o)).await.unwrap();
+    let app = app(&store, &a, "ledger").await;
+    store.push_revision(&o, &app.id, revision(&a.admin.id, "v1"), &ctx(&o)).await.unwrap();
+    store
+        .update_app(&o, &app.id, AppPatch { folder_id: Some(f.id.clone()), ..Default::default() }, &ctx(&o))
+        .await
+        .unwrap();
+    // A refused change leaves no record.
+    assert!(store.create_folder(&o, None, "finance", &ctx(&o)).await.is_err());
+    let records = store.audit_range(&o, 1, u64::MAX, 100).await.unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.draft.action.as_str()).collect();
+    assert_eq!(actions, ["org.create", "folder.create", "app.create", "app.revision.push", "app.update"]);
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(records[1].draft.resource.path.as_deref(), Some("/finance"));
+    assert_eq!(records[4].draft.resource.path.as_deref(), Some("/finance/ledger"));
+    assert_eq!(records[4].draft.details["changes"]["folder_id"]["to"], serde_json::json!(f.id));
+    verify_all(&records);
+    let head = store.audit_head(&o).await.unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (5, records[4].hash.as_str()));
+}
+
+async fn concurrent_writers_keep_the_chain_contiguous(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = a.org.id.clone();
+    let app = app(&store, &a, "busy").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (s, o, id, author) = (store.clone(), o.clone(), app.id.clone(), a.admin.id.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 0..10 {
+                let e = ctx(&o).event(
+                    "app.test",
+                    gatehouse_store::resource("app", id.as_str()),
+                    serde_json::json!({"i": i, "j": j}),
+                );
+                s.append_audit(vec![e.clone(), e]).await.unwrap();
+            }
+            s.push_revision(&o, &id, revision(&author, &format!("c{i}")), &ctx(&o)).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let records = store.audit_range(&o, 1, u64::MAX, 1000).await.unwrap();
+    // org.create + app.create + 8 × (20 events + 1 push)
+    assert_eq!(records.len(), 2 + 8 * 21);
+    assert!(records.iter().enumerate().all(|(i, r)| r.seq == i as u64 + 1));
+    verify_all(&records);
+}
+
+async fn a_change_whose_record_fails_is_not_made(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = a.org.id.clone();
+    // The audit table refuses writes (a full disk, a read-only tablespace): changes must fail
+    // and leave nothing behind, while reads go on.
+    let (install, remove) = match store.engine() {
+        gatehouse_store::Engine::Sqlite => (
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            "DROP TRIGGER audit_full;",
+        ),
+        gatehouse_store::Engine::Postgres => (
+            "CREATE FUNCTION audit_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$; \
+             CREATE TRIGGER audit_full BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_full();",
+            "DROP TRIGGER audit_full ON audit_events; DROP FUNCTION audit_full();",
+        ),
+    };
+    store.raw_sql_for_test(install).await.unwrap();
+    let root = store.root_folder(&o).await.unwrap();
+    let new = NewApp {
+        name: "ghost".into(),
+        folder_id: root.id.clone(),
+        owner_id: a.admin.id.clone(),
+        sensitivity: Sensitivity::Normal,
+        description: None,
+    };
+    let err = store.create_app(&o, new.clone(), &ctx(&o)).await.unwrap_err();
+    assert!(matches!(err, StoreError::AuditUnavailable(_)), "{err:?}");
+    assert!(err.is_unavailable());
+    assert!(!err.to_string().contains("disk full") || err.to_string().len() < 200);
+    assert!(matches!(store.app_by_name(&o, "ghost").await, Err(StoreError::NotFound { .. })));
+    assert!(store.create_folder(&o, None, "ghost", &ctx(&o)).await.is_err());
+    assert!(store.folder_by_path(&o, "/ghost").await.is_err());
+    let t = store.create_token(&o, &a.admin.id, &a.admin.id, "t", Scope::Read, None, &ctx(&o)).await;
+    assert!(matches!(t, Err(StoreError::AuditUnavailable(_))));
+    assert_eq!(store.list_tokens(&o, None, &Page::all()).await.unwrap().len(), 1);
+    assert_eq!(store.audit_head(&o).await.unwrap().seq, 1);
+    store.raw_sql_for_test(remove).await.unwrap();
+    store.create_app(&o, new, &ctx(&o)).await.unwrap();
+    assert_eq!(store.audit_head(&o).await.unwrap().seq, 2);
+    verify_all(&store.audit_range(&o, 1, 10, 10).await.unwrap());
+}
+
+async fn audit_records_cannot_be_edited_or_deleted(store: Store) {
+    let a = org(&store, "acme").await;
+    let o = a.org.id.as_str();
+    let update = format!("UPDATE audit_events SET action = 'nothing' WHERE org_id = '{o}'");
+    assert!(store.raw_sql_for_test(&update).await.is_err());
+    let delete = format!("DELETE FROM audit_events WHERE org_id = '{o}'");
+    assert!(store.raw_sql_for_test(&delete).await.is_err());
+    assert_eq!(store.audit_range(&a.org.id, 1, 10, 10).await.unwrap().len(), 1);
 }

@@ -39,7 +39,7 @@ pub async fn run(cmd: AuditCommand, client: &Client, as_json: bool) -> Result<()
                         vec![
                             r["seq"].to_string(),
                             s(r, "time"),
-                            s(r, "name"),
+                            r["actor"]["name"].as_str().unwrap_or("").to_owned(),
                             s(r, "action"),
                             format!(
                                 "{} {}",
