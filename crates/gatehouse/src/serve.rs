@@ -107,9 +107,17 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
     let state = AppState::new(store.clone(), vault, &config)?;
     let maintenance =
         gatehouse_server::audit::spawn_maintenance(store.clone(), state.audit.clone(), config.audit.clone());
+    let exports = gatehouse_server::export::spawn_exports(
+        store.clone(),
+        config.audit.exports.clone(),
+        std::time::Duration::from_secs(1),
+    );
     let router = build_router(state);
     gatehouse_server::serve(listener, router, shutdown).await?;
     maintenance.abort();
+    for e in exports {
+        e.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod export;
 mod extract;
 mod routes;
 pub mod vault;
