@@ -2,7 +2,8 @@
 # Benchmarks of the control plane, on SQLite and on PostgreSQL, in one run:
 #   1. push + store of a 5 MB bundle (incompressible content) through the real CLI and server;
 #   2. GET /api/v1/apps/{id} under 64 concurrent connections (wrk), with GET /healthz (no
-#      database, no authentication) measured the same way as the floor to compare against.
+#      database, no authentication) measured the same way as the floor to compare against;
+#   3. vault reads; 4. the audit log (events/s, added latency, verification speed).
 # Usage: bench/run.sh [pushes] [wrk seconds]. Reports medians; these machines are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,3 +107,9 @@ softhsm2-util --init-token --free --label gatehouse-bench --pin 1234 --so-pin 56
 lib="$(dpkg -L softhsm2 2>/dev/null | grep -m1 'libsofthsm2\.so$' || true)"
 GATEHOUSE_TEST_PKCS11_LIB="${lib:-/usr/lib/softhsm/libsofthsm2.so}" GATEHOUSE_TEST_PKCS11_TOKEN=gatehouse-bench GATEHOUSE_TEST_PKCS11_PIN=1234 \
   cargo bench --locked -q -p gatehouse-vault --bench reads 2>/dev/null
+
+# 4. The audit log on both engines: durable events/s through the HTTP intake (group commit), the
+#    latency an audit record adds to a transaction, and verification speed (from the database and
+#    over 1,000,000 records in memory).
+GATEHOUSE_TEST_POSTGRES_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" \
+  cargo bench --locked -q -p gatehouse-server --bench audit 2>/dev/null
