@@ -101,7 +101,7 @@ const COMMON_PROBLEMS: [(&str, &str); 10] = [
     ("415", "the body's media type is not accepted"),
     ("422", "the body is not of the expected shape, or breaks a rule"),
     ("500", "internal error; details are in the server log, not here"),
-    ("503", "the database or key management service is unavailable"),
+    ("503", "the database, the key management service or the audit log is unavailable"),
 ];
 
 struct ProblemResponses;
