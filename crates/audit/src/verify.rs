@@ -136,7 +136,7 @@ impl<'k> Verifier<'k> {
         self.pending.push(computed);
         self.prev = computed;
         self.records += 1;
-        self.next_seq = Some(expected + 1);
+        self.next_seq = Some(expected.saturating_add(1));
         Ok(())
     }
 

@@ -518,7 +518,13 @@ async fn app_events_keep_sensitive_values_as_hmacs(b: Backend) {
         "details": {"operation": "GET /workers"},
         "sensitive": {"employee_email": "jane.doe@acme.example"}
     });
-    let (s, v) = t.post("/api/v1/audit/events", t.admin(), json!({"events": [event.clone(), event]})).await;
+    // A value the vault handled, echoed by a data plane in its details, is masked.
+    let (s, _) =
+        t.post("/api/v1/secrets", t.admin(), json!({"name": "CRM_KEY", "value": "canary-echoed-secret-9"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let mut echoed = event.clone();
+    echoed["details"]["header"] = json!("Bearer canary-echoed-secret-9");
+    let (s, v) = t.post("/api/v1/audit/events", t.admin(), json!({"events": [event.clone(), echoed]})).await;
     assert_eq!((s, v["recorded"].as_u64()), (StatusCode::CREATED, Some(2)), "{v}");
     let records = all_records(&t, t.admin()).await;
     let calls: Vec<&Value> = records.iter().filter(|r| r["action"] == "integration.call").collect();
@@ -528,6 +534,7 @@ async fn app_events_keep_sensitive_values_as_hmacs(b: Backend) {
     let stored = calls[0]["details"]["hmac"]["employee_email"].as_str().unwrap();
     assert!(stored.starts_with("hmac-sha256:"));
     assert!(!serde_json::to_string(&records).unwrap().contains("jane.doe"));
+    assert!(!serde_json::to_string(&records).unwrap().contains("canary-echoed-secret-9"));
     let (_, m) = t
         .post(
             "/api/v1/audit/match",

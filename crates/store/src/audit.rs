@@ -386,8 +386,7 @@ impl Store {
         rows.into_iter().map(CheckpointRow::into_checkpoint).collect()
     }
 
-    /// Orgs whose chain has records past their last checkpoint: (org, first unsigned seq, head
-    /// seq, time of the oldest unsigned record).
+    /// Orgs whose chain has records past their last checkpoint: (org, first unsigned seq, head seq).
     pub async fn audit_unsigned(&self) -> Result<Vec<(OrgId, u64, u64)>, StoreError> {
         let rows: Vec<(String, i64, Option<i64>, i64)> = on_read!(self, |pool| {
             sqlx::query_as(

@@ -415,8 +415,15 @@ async fn append_events(
                 .collect();
             draft.details["hmac"] = serde_json::Value::Object(hmacs);
         }
+        // A data plane may echo a secret it was handed; every value the vault handed out is masked.
+        let raw = serde_json::to_vec(&draft.details).unwrap_or_default();
+        if let std::borrow::Cow::Owned(masked) = gatehouse_vault::redact::Redactor::global().redact(&raw) {
+            draft.details = serde_json::from_slice(&masked).unwrap_or_else(|_| serde_json::json!({ "redacted": true }));
+        }
         draft.outcome = e.outcome;
-        draft.reason = e.reason;
+        draft.reason = e.reason.map(|r| {
+            String::from_utf8_lossy(&gatehouse_vault::redact::Redactor::global().redact(r.as_bytes())).into_owned()
+        });
         draft.actor.on_behalf_of = e.on_behalf_of;
         if draft.actor.who.kind == ActorKind::Service && !draft.actor.on_behalf_of.is_empty() {
             draft.actor.who.kind = ActorKind::App;
