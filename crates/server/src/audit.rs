@@ -437,11 +437,7 @@ pub async fn checkpoint_once(
 /// Removes records older than `retention` from every org, whole checkpoint ranges at a time.
 pub async fn prune_once(store: &Store, retention: Duration) -> Result<u64, StoreError> {
     let cutoff = Timestamp::from_millis(Timestamp::now().as_millis() - retention.as_millis() as i64);
-    let mut removed = 0;
-    for org in store.audit_orgs().await? {
-        removed += store.prune_audit(&org, cutoff).await?;
-    }
-    Ok(removed)
+    store.prune_audit(cutoff).await
 }
 
 /// Starts the checkpoint and retention loops. They stop when the returned handle is dropped
@@ -464,6 +460,9 @@ pub fn spawn_maintenance(
                 tracing::warn!(error = %e, "audit checkpoint failed; retrying");
             }
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                if let Err(e) = store.audit_partitions_ahead(2).await {
+                    tracing::warn!(error = %e, "could not create audit partitions ahead; records go to the default partition");
+                }
                 match prune_once(&store, retention).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "audit retention pruned old records"),

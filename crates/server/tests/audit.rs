@@ -29,6 +29,35 @@ both_backends!(
     app_events_keep_sensitive_values_as_hmacs,
 );
 
+#[tokio::test]
+async fn postgres_retention_drops_whole_partitions() {
+    let t = signed_log(Backend::Postgres, 25).await;
+    // Move the records 100 days back, into that month's partition (as time would).
+    let month: String = {
+        let days_ago =
+            gatehouse_core::Timestamp::from_millis(gatehouse_core::Timestamp::now().as_millis() - 100 * 86_400_000);
+        days_ago.to_string()[..7].to_owned()
+    };
+    sql(&t, &format!("SELECT gatehouse_audit_partition(date '{month}-01')")).await;
+    unguard(&t).await;
+    sql(&t, "UPDATE audit_events SET time = time - 100 * 86400000::bigint").await;
+    sql(&t, "CREATE TRIGGER audit_events_guard BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_guard()").await;
+    let partition = format!("audit_events_p{}", month.replace('-', ""));
+    let count = |t: &TestApp, p: String| {
+        let store = t.store.clone();
+        async move { store.raw_sql_for_test(&format!("SELECT 1 FROM pg_class WHERE relname = '{p}'")).await.unwrap() }
+    };
+    assert_eq!(count(&t, partition.clone()).await, 1);
+    let removed = gatehouse_server::audit::prune_once(&t.store, Duration::from_secs(30 * 86_400)).await.unwrap();
+    assert_eq!(removed, 25);
+    assert_eq!(count(&t, partition).await, 0, "the partition was dropped whole");
+    let head = t.store.audit_head(&t.boot.org.id).await.unwrap();
+    assert_eq!(head.anchor_seq, 25);
+    t.post("/api/v1/folders", t.admin(), json!({"name": "after"})).await;
+    let v = verify(&t).await;
+    assert_eq!((v["ok"].as_bool(), v["first_seq"].as_u64()), (Some(true), Some(26)), "{v}");
+}
+
 fn keys(t: &TestApp) -> AuditKeys {
     AuditKeys::open_or_create(t.config.audit.key_file.as_ref().unwrap()).unwrap()
 }

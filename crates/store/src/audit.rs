@@ -406,45 +406,74 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes `org`'s records older than `cutoff`, up to the newest checkpoint that lies wholly
-    /// before it; that checkpoint stays as the anchor the retained chain is verified from.
-    /// Returns how many records were removed.
-    pub async fn prune_audit(&self, org: &OrgId, cutoff: Timestamp) -> Result<u64, StoreError> {
-        let anchor: Option<(i64, String)> = on_read!(self, |pool| sqlx::query_as(
-            "SELECT c.last_seq, c.head_hash FROM audit_checkpoints c JOIN audit_events e \
-             ON e.org_id = c.org_id AND e.seq = c.last_seq \
-             WHERE c.org_id = $1 AND e.time < $2 ORDER BY c.last_seq DESC LIMIT 1"
-        )
-        .bind(org.as_str())
-        .bind(cutoff.as_millis())
-        .fetch_optional(pool)
-        .await?);
-        let Some((seq, hash)) = anchor else { return Ok(0) };
-        let removed = on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "UPDATE audit_heads SET anchor_seq = $1, anchor_hash = $2 WHERE org_id = $3 AND anchor_seq < $1",
+    /// Removes every org's records older than `cutoff`, up to the newest checkpoint that lies
+    /// wholly before it; that checkpoint stays as the anchor the retained chain is verified from.
+    /// On PostgreSQL, monthly partitions holding only removable records are dropped whole; the
+    /// rest is deleted row by row. Returns how many records were removed.
+    pub async fn prune_audit(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        // First move every org's anchor, so the partitions below it can go in one step.
+        for org in self.audit_orgs().await? {
+            let anchor: Option<(i64, String)> = on_read!(self, |pool| sqlx::query_as(
+                "SELECT c.last_seq, c.head_hash FROM audit_checkpoints c JOIN audit_events e \
+                 ON e.org_id = c.org_id AND e.seq = c.last_seq \
+                 WHERE c.org_id = $1 AND e.time < $2 ORDER BY c.last_seq DESC LIMIT 1"
             )
-            .bind(seq)
-            .bind(&hash)
             .bind(org.as_str())
-            .execute(&mut *tx)
-            .await?;
-            let n = sqlx::query("DELETE FROM audit_events WHERE org_id = $1 AND seq <= $2")
-                .bind(org.as_str())
+            .bind(cutoff.as_millis())
+            .fetch_optional(pool)
+            .await?);
+            if let Some((seq, hash)) = anchor {
+                on_write!(self, |pool| sqlx::query(
+                    "UPDATE audit_heads SET anchor_seq = $1, anchor_hash = $2 WHERE org_id = $3 AND anchor_seq < $1"
+                )
                 .bind(seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM audit_checkpoints WHERE org_id = $1 AND last_seq < $2")
+                .bind(&hash)
                 .bind(org.as_str())
-                .bind(seq)
-                .execute(&mut *tx)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            }
+        }
+        let mut removed = 0u64;
+        if let crate::Backend::Postgres(pool) = &*self.backend {
+            let dropped: i64 = sqlx::query_scalar("SELECT gatehouse_audit_drop_pruned($1)")
+                .bind(cutoff.as_millis())
+                .fetch_one(pool)
                 .await?;
-            tx.commit().await?;
-            n
-        });
+            removed += dropped as u64;
+        }
+        let heads: Vec<(String, i64)> =
+            on_read!(self, |pool| sqlx::query_as("SELECT org_id, anchor_seq FROM audit_heads WHERE anchor_seq > 0")
+                .fetch_all(pool)
+                .await?);
+        for (org, anchor) in heads {
+            removed += on_write!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                let n = sqlx::query("DELETE FROM audit_events WHERE org_id = $1 AND seq <= $2")
+                    .bind(&org)
+                    .bind(anchor)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM audit_checkpoints WHERE org_id = $1 AND last_seq < $2")
+                    .bind(&org)
+                    .bind(anchor)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                n
+            });
+        }
         Ok(removed)
+    }
+
+    /// Keeps the audit table's monthly partitions created `months` ahead (PostgreSQL; SQLite has
+    /// no partitions).
+    pub async fn audit_partitions_ahead(&self, months: i32) -> Result<(), StoreError> {
+        if let crate::Backend::Postgres(pool) = &*self.backend {
+            sqlx::query("SELECT gatehouse_audit_partitions_ahead($1)").bind(months).execute(pool).await?;
+        }
+        Ok(())
     }
 
     /// Orgs that have an audit chain.
