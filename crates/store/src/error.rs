@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The audit record of a change could not be written, so the change was not made.
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
+    /// The database cannot take writes now (disk full, read-only, out of resources).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -37,6 +40,9 @@ impl From<sqlx::Error> for StoreError {
             }
             if db.is_foreign_key_violation() {
                 return StoreError::Invalid("a referenced object does not exist".to_owned());
+            }
+            if let Some(why) = storage_failure(db.as_ref()) {
+                return StoreError::Unavailable(why.to_owned());
             }
         }
         StoreError::Database(e)
@@ -65,8 +71,29 @@ impl StoreError {
         matches!(
             self,
             Self::Open(_)
+                | Self::Unavailable(_)
                 | Self::AuditUnavailable(_)
                 | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
         )
+    }
+}
+
+/// Storage conditions that are the database's, not the request's: SQLite's FULL, READONLY and
+/// IOERR result codes (the primary code is the low byte of an extended code), PostgreSQL's
+/// class 53 (insufficient resources, such as a full disk) and read-only transactions.
+fn storage_failure(db: &dyn sqlx::error::DatabaseError) -> Option<&'static str> {
+    let code = db.code()?;
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return match code.parse::<i32>().ok()? & 0xff {
+            13 => Some("the disk is full"),
+            8 => Some("the database is read-only"),
+            10 => Some("disk I/O error"),
+            _ => None,
+        };
+    }
+    match code.as_ref() {
+        c if c.starts_with("53") => Some("the database server is out of resources (disk full?)"),
+        "25006" => Some("the database is read-only"),
+        _ => None,
     }
 }

@@ -588,3 +588,55 @@ async fn audit_records_cannot_be_edited_or_deleted(store: Store) {
     assert!(store.raw_sql_for_test(&delete).await.is_err());
     assert_eq!(store.audit_range(&a.org.id, 1, 10, 10).await.unwrap().len(), 1);
 }
+
+/// A real full disk, as SQLite meets it (the file may not grow by another page): the change is
+/// refused as "unavailable", nothing of it or its record is stored, reads go on.
+#[tokio::test]
+async fn sqlite_disk_full_refuses_changes_and_loses_nothing() {
+    let (store, _dir) = gatehouse_store::testing::sqlite().await;
+    let a = org(&store, "acme").await;
+    let o = a.org.id.clone();
+    let app = app(&store, &a, "big").await;
+    let head = store.audit_head(&o).await.unwrap();
+    // The maximum cannot go below the current size: this pins the file at its size now.
+    store.raw_sql_for_test("PRAGMA max_page_count = 1").await.unwrap();
+    let mut big = revision(&a.admin.id, "big-content");
+    big.archive = vec![7u8; 512 * 1024];
+    let err = store.push_revision(&o, &app.id, big.clone(), &ctx(&o)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    assert!(store.list_revisions(&o, &app.id, 10, None).await.unwrap().is_empty());
+    assert_eq!(store.audit_head(&o).await.unwrap(), head);
+    store.raw_sql_for_test("PRAGMA max_page_count = 1073741823").await.unwrap();
+    store.push_revision(&o, &app.id, big, &ctx(&o)).await.unwrap();
+    assert_eq!(store.audit_head(&o).await.unwrap().seq, head.seq + 1);
+}
+
+/// A PostgreSQL server that turned read-only (a replica promoted the wrong way, a full disk
+/// handled by the operator): changes are refused as "unavailable", nothing is half-made, reads go on.
+#[tokio::test]
+async fn postgres_read_only_refuses_changes_and_reads_go_on() {
+    let schema = gatehouse_store::testing::fresh_schema().await;
+    let opts = |s: &str| {
+        use std::str::FromStr;
+        sqlx::postgres::PgConnectOptions::from_str(&gatehouse_store::testing::postgres_url())
+            .unwrap()
+            .options([("search_path", s)])
+    };
+    let rw = Store::open_postgres_with(opts(&schema), 2).await.unwrap();
+    let a = org(&rw, "acme").await;
+    let o = a.org.id.clone();
+    // One connection, switched to read-only for the rest of its session.
+    let ro = Store::open_postgres_with(opts(&schema), 1).await.unwrap();
+    ro.raw_sql_for_test("SET default_transaction_read_only = on").await.unwrap();
+    let err = ro.create_folder(&o, None, "finance", &ctx(&o)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let err = ro
+        .append_audit(vec![ctx(&o).event("app.test", gatehouse_store::resource("app", "x"), serde_json::json!({}))])
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(ro.list_folders(&o).await.unwrap().len(), 1, "reads go on; nothing was made");
+    assert_eq!(ro.audit_head(&o).await.unwrap().seq, 1);
+}
