@@ -363,10 +363,19 @@ pub async fn verify_org(
             }));
         }
     }
-    let mut next = from;
-    while next <= to {
-        let page = store.audit_range(org, next, to, PAGE).await?;
+    // The next page is read (and parsed) while this one is checked.
+    let fetch = |from: u64| {
+        let (store, org) = (store.clone(), org.clone());
+        tokio::spawn(async move { store.audit_range(&org, from, to, PAGE).await })
+    };
+    let mut pending = Some(fetch(from));
+    while let Some(task) = pending.take() {
+        let page =
+            task.await.map_err(|_| StoreError::Corrupt("verification page read was interrupted".to_owned()))??;
         let Some(last) = page.last().map(|r| r.seq) else { break };
+        if last < to {
+            pending = Some(fetch(last + 1));
+        }
         for r in &page {
             if let Err(t) = v.record(r) {
                 return Ok(Err(t));
@@ -377,7 +386,6 @@ pub async fn verify_org(
                 }
             }
         }
-        next = last + 1;
     }
     let expected_next = to + 1;
     if v.next_seq() != Some(expected_next) {
