@@ -14,7 +14,7 @@ pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointSigner};
 pub use gatehouse_core::audit::{Actor, ActorKind, ActorRef, AuditDraft, AuditRecord, Outcome, ResourceRef};
-pub use record::{chain, record_hash};
+pub use record::{chain, parse_hash, record_hash};
 pub use verify::{Tamper, TamperKind, Verifier, VerifyReport, verify};
 
 /// A SHA-256 digest.

@@ -32,6 +32,6 @@ pub fn record_hash(record: &AuditRecord, prev: &Hash) -> Hash {
 }
 
 /// A 64-digit hex hash as bytes.
-pub(crate) fn decode(s: &str) -> Option<Hash> {
+pub fn parse_hash(s: &str) -> Option<Hash> {
     hex::decode(s).ok()?.try_into().ok()
 }

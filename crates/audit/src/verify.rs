@@ -6,7 +6,7 @@ use gatehouse_core::audit::AuditRecord;
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
-use crate::record::{decode, record_hash};
+use crate::record::{parse_hash as decode, record_hash};
 use crate::{Hash, merkle};
 
 /// What is wrong at the first bad place.

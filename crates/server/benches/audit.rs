@@ -14,36 +14,21 @@
 
 use std::time::{Duration, Instant};
 
+// The API tests' setup (fresh store, bootstrapped operator org, vault and audit keys).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use gatehouse_server::audit::{AuditKeys, checkpoint_once, verify_org};
-use gatehouse_server::{AppState, Config, build_router};
-use gatehouse_store::{NewOrg, Store};
+use gatehouse_store::Store;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn http_intake(store: Store, keys_dir: &std::path::Path) -> (f64, f64, f64, f64, f64) {
-    let boot = store
-        .bootstrap_if_empty(NewOrg {
-            name: "bench".into(),
-            display_name: "bench".into(),
-            admin_email: "a@bench.example".into(),
-            admin_token_ttl: None,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let mut config = Config::default();
-    config.vault.key_file = Some(keys_dir.join("vault.json"));
-    config.audit.key_file = Some(keys_dir.join("audit.json"));
-    let vault = gatehouse_server::vault::open_vault(
-        store.clone(),
-        &config,
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap();
-    let router = build_router(AppState::new(store.clone(), vault, &config).unwrap());
+async fn http_intake(t: &common::TestApp) -> (f64, f64, f64, f64, f64) {
+    let (store, boot) = (t.store.clone(), &t.boot);
+    let router = t.router.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { gatehouse_server::serve(listener, router, std::future::pending()).await.unwrap() });
@@ -167,33 +152,32 @@ fn pure_verification() -> f64 {
     1_000_000.0 / t.elapsed().as_secs_f64()
 }
 
-async fn engine(name: &str, store: Store) {
-    let keys_dir = tempfile::tempdir().unwrap();
-    let (rate, p50, p99, f50, f99) = http_intake(store.clone(), keys_dir.path()).await;
+async fn engine(name: &str, backend: common::Backend) {
+    let t = common::app(backend).await;
+    let (rate, p50, p99, f50, f99) = http_intake(&t).await;
     println!(
         "{name}: HTTP intake, 16 clients × 50-event batches: {rate:.0} durable events/s; request p50 {p50:.2} ms p99 {p99:.2} ms (GET /healthz floor p50 {f50:.2} ms p99 {f99:.2} ms)"
     );
-    let (w50, w99, o50, o99) = added_latency(&store).await;
+    let (w50, w99, o50, o99) = added_latency(&t.store).await;
     println!(
         "{name}: one-event durable append p50 {w50:.3} ms p99 {w99:.3} ms vs same-shaped commit without audit p50 {o50:.3} ms p99 {o99:.3} ms → added p50 {:.3} ms p99 {:.3} ms",
         w50 - o50,
         w99 - o99
     );
-    let keys = AuditKeys::open_or_create(&keys_dir.path().join("audit.json")).unwrap();
-    let (n, vrate) = verification(&store, &keys).await;
+    let keys = AuditKeys::open_or_create(t.config.audit.key_file.as_ref().unwrap()).unwrap();
+    let (n, vrate) = verification(&t.store, &keys).await;
     println!("{name}: verify_org over {n} stored records: {vrate:.0} records/s");
 }
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        engine("sqlite", Store::open_sqlite(dir.path()).await.unwrap()).await;
+        engine("sqlite", common::Backend::Sqlite).await;
         assert!(
             std::env::var("GATEHOUSE_TEST_POSTGRES_URL").is_ok(),
             "set GATEHOUSE_TEST_POSTGRES_URL (bench/run.sh does)"
         );
-        engine("postgres", gatehouse_store::testing::postgres().await).await;
+        engine("postgres", common::Backend::Postgres).await;
     });
     println!("pure verifier, 1,000,000 records with a checkpoint every 1000: {:.0} records/s", pure_verification());
 }

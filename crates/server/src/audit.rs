@@ -255,14 +255,14 @@ pub(crate) async fn record_outcomes(State(state): State<AppState>, mut req: Requ
     parts.extensions.insert(meta.clone());
     let res = next.run(Request::from_parts(parts, body)).await;
     let status = res.status();
-    let mutating = action_for(&method, route.as_deref().unwrap_or("")).is_some();
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let change = action_for(&method, &route);
     let denied = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
-    if !(denied || (mutating && (status.is_client_error() || status.is_server_error()))) {
+    if !(denied || (change.is_some() && (status.is_client_error() || status.is_server_error()))) {
         return res;
     }
     let seen = std::mem::take(&mut *slot.0.lock().unwrap_or_else(|p| p.into_inner()));
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    let action = match (status, action_for(&method, &route)) {
+    let action = match (status, change) {
         (StatusCode::UNAUTHORIZED, _) => "auth.token.reject",
         (_, Some(a)) => a,
         (_, None) => "api.read",
@@ -314,6 +314,38 @@ pub(crate) async fn record_outcomes(State(state): State<AppState>, mut req: Requ
     res
 }
 
+/// A range of an org's chain, clamped to the retained records, with the hash its first record
+/// follows.
+pub struct ChainRange {
+    /// First sequence number (past the retention anchor).
+    pub from: u64,
+    /// Last sequence number (at most the head); below `from` when the range is empty.
+    pub to: u64,
+    /// The hash record `from` follows: the retention anchor, or the stored hash of record
+    /// `from - 1`; `None` when that record is missing.
+    pub anchor_hash: Option<String>,
+}
+
+/// The retained part of `from..=to` (the whole retained chain by default).
+pub async fn chain_range(
+    store: &Store,
+    org: &OrgId,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<ChainRange, StoreError> {
+    let head = store.audit_head(org).await?;
+    let from = from.unwrap_or(head.anchor_seq + 1).max(head.anchor_seq + 1);
+    let to = to.unwrap_or(head.seq).min(head.seq);
+    let anchor_hash = if from == head.anchor_seq + 1 {
+        Some(head.anchor_hash)
+    } else if from > to {
+        None
+    } else {
+        store.audit_range(org, from - 1, from - 1, 1).await?.pop().map(|r| r.hash)
+    };
+    Ok(ChainRange { from, to, anchor_hash })
+}
+
 /// Verifies `org`'s chain over `from..=to` (the whole retained chain by default), page by page
 /// in bounded memory, and names the first bad sequence number.
 pub async fn verify_org(
@@ -324,30 +356,20 @@ pub async fn verify_org(
     to: Option<u64>,
 ) -> Result<Result<VerifyReport, Tamper>, StoreError> {
     const PAGE: i64 = 5000;
-    let head = store.audit_head(org).await?;
-    let from = from.unwrap_or(head.anchor_seq + 1).max(head.anchor_seq + 1);
-    let to = to.unwrap_or(head.seq).min(head.seq);
-    if head.seq == 0 || from > to {
+    let ChainRange { from, to, anchor_hash } = chain_range(store, org, from, to).await?;
+    if from > to {
         return Ok(Ok(VerifyReport { first_seq: 0, last_seq: 0, records: 0, checkpoints: 0, unsigned_tail: 0 }));
     }
     // Starting mid-chain, the anchor is the previous record's hash as stored; a tampered anchor
     // still fails, at the first checkpoint after it.
-    let anchor_hex = if from == head.anchor_seq + 1 {
-        head.anchor_hash.clone()
-    } else {
-        match store.audit_range(org, from - 1, from - 1, 1).await?.pop() {
-            Some(r) => r.hash,
-            None => {
-                return Ok(Err(Tamper {
-                    seq: from - 1,
-                    kind: gatehouse_audit::TamperKind::Gap,
-                    detail: "the record before the range is missing".to_owned(),
-                }));
-            }
-        }
+    let Some(anchor_hex) = anchor_hash else {
+        return Ok(Err(Tamper {
+            seq: from - 1,
+            kind: gatehouse_audit::TamperKind::Gap,
+            detail: "the record before the range is missing".to_owned(),
+        }));
     };
-    let anchor: gatehouse_audit::Hash =
-        hex::decode(&anchor_hex).ok().and_then(|b| b.try_into().ok()).unwrap_or(gatehouse_audit::GENESIS);
+    let anchor: gatehouse_audit::Hash = gatehouse_audit::parse_hash(&anchor_hex).unwrap_or(gatehouse_audit::GENESIS);
     let checkpoints = store.audit_checkpoints(org, from.saturating_sub(1), to).await?;
     let mut cps = checkpoints.iter().peekable();
     let mut v = Verifier::new(key, &anchor);
@@ -427,7 +449,7 @@ pub async fn checkpoint_once(
             let hi = head.min(lo + every.max(1) - 1);
             let hashes = store.audit_hashes(&org, lo, hi).await?;
             let decoded: Vec<gatehouse_audit::Hash> =
-                hashes.iter().filter_map(|(_, h)| hex::decode(h).ok().and_then(|b| b.try_into().ok())).collect();
+                hashes.iter().filter_map(|(_, h)| gatehouse_audit::parse_hash(h)).collect();
             if decoded.len() as u64 != hi - lo + 1 || hashes.first().map(|h| h.0) != Some(lo) {
                 // A hole where records should be: do not sign over it; verification reports it.
                 tracing::error!(%org, lo, hi, "audit records missing; checkpoint not signed");
@@ -492,6 +514,11 @@ pub struct ExportHeader {
     pub format: String,
     /// The org.
     pub org_id: OrgId,
+    /// The first record in the file.
+    pub first_seq: u64,
+    /// The last record in the file (below `first_seq` when the range is empty); a file that
+    /// ends earlier was cut short.
+    pub last_seq: u64,
     /// The hash the first exported record follows.
     pub anchor_hash: String,
     /// Hex Ed25519 public key the checkpoints should verify under (informational: a verifier
@@ -521,11 +548,10 @@ pub fn verify_export(text: &str, key: &VerifyingKey) -> Result<Result<VerifyRepo
         },
         None => return Err("the file is empty".to_owned()),
     };
-    let anchor: gatehouse_audit::Hash = hex::decode(&header.anchor_hash)
-        .ok()
-        .and_then(|b| b.try_into().ok())
+    let anchor = gatehouse_audit::parse_hash(&header.anchor_hash)
         .ok_or_else(|| "header: anchor_hash is not 32 hex bytes".to_owned())?;
     let mut v = Verifier::new(key, &anchor);
+    v.expect_first(header.first_seq);
     for (i, line) in lines {
         match serde_json::from_str::<ExportLine>(line) {
             Ok(ExportLine::Record(r)) => {
@@ -542,17 +568,77 @@ pub fn verify_export(text: &str, key: &VerifyingKey) -> Result<Result<VerifyRepo
             Err(e) => return Err(format!("line {}: {e}", i + 1)),
         }
     }
+    // A file cut short at a line boundary still chains; the header says where it must end.
+    if header.last_seq >= header.first_seq && v.next_seq() != Some(header.last_seq + 1) {
+        let missing = v.next_seq().unwrap_or(header.first_seq);
+        return Ok(Err(Tamper {
+            seq: missing,
+            kind: gatehouse_audit::TamperKind::Gap,
+            detail: format!("records {missing}..={} are missing from the file", header.last_seq),
+        }));
+    }
     Ok(Ok(v.finish()))
 }
 
 /// [`verify_export`] with the public key given as hex, as `gatehouse audit public-key` prints it.
 pub fn verify_export_hex(text: &str, key_hex: &str) -> Result<Result<VerifyReport, Tamper>, String> {
-    let bytes: [u8; 32] = hex::decode(key_hex)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| "the public key must be 64 hex digits".to_owned())?;
+    let bytes =
+        gatehouse_audit::parse_hash(key_hex).ok_or_else(|| "the public key must be 64 hex digits".to_owned())?;
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key".to_owned())?;
     verify_export(text, &key)
+}
+
+/// Group commit for records that accompany no change (app events, refusals): batches arriving
+/// together share one transaction per org.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: tokio::sync::mpsc::Sender<(Vec<gatehouse_core::audit::AuditDraft>, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+impl Batcher {
+    /// Starts the committing task over `store`.
+    pub fn start(store: Store) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(
+            Vec<gatehouse_core::audit::AuditDraft>,
+            tokio::sync::oneshot::Sender<bool>,
+        )>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut waiters = vec![first.1];
+                let mut drafts = first.0;
+                while drafts.len() < 5000 {
+                    match rx.try_recv() {
+                        Ok((d, w)) => {
+                            drafts.extend(d);
+                            waiters.push(w);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let ok = match store.append_audit(drafts).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "app events could not be recorded");
+                        false
+                    }
+                };
+                for w in waiters {
+                    let _ = w.send(ok);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Appends `drafts` and returns once they are durable.
+    pub async fn append(&self, drafts: Vec<gatehouse_core::audit::AuditDraft>) -> Result<(), crate::ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send((drafts, tx)).await.map_err(|_| crate::ApiError::AuditUnavailable)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(crate::ApiError::AuditUnavailable),
+        }
+    }
 }
 
 #[cfg(test)]

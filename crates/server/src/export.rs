@@ -339,43 +339,58 @@ fn append_rotating(dir: &Path, name: &str, org: &OrgId, lines: &[Vec<u8>], rotat
     file.sync_all()
 }
 
-/// Delivers every record of every matching org not yet delivered by `export`; returns how many
-/// were delivered. Stops at the first failure, recording it, so order is kept.
-pub async fn export_once(store: &Store, export: &ExportSettings) -> Result<u64, ExportError> {
-    let sink = Sink::open(&export.sink)?;
-    let mut delivered = 0;
-    for org in store.audit_orgs().await? {
-        if let Some(wanted) = &export.org
-            && store.get_org(&org).await.map(|o| o.name != *wanted).unwrap_or(true)
-        {
-            continue;
-        }
-        let mut cursor = store.export_state(&org, &export.name).await?.seq;
-        let anchor = store.audit_head(&org).await?.anchor_seq;
-        // Records pruned before they were exported cannot be sent; say so rather than stall.
-        if cursor < anchor {
-            store
-                .export_failed(
-                    &org,
-                    &export.name,
-                    &format!("records {}..={anchor} were pruned before export", cursor + 1),
-                )
-                .await?;
-            cursor = anchor;
-        }
-        loop {
-            let records = store.audit_range(&org, cursor + 1, u64::MAX, BATCH).await?;
-            let Some(last) = records.last().map(|r| r.seq) else { break };
-            if let Err(e) = sink.deliver(&org, &export.name, &records, export.format).await {
-                store.export_failed(&org, &export.name, &e.to_string()).await?;
-                return Err(e);
-            }
-            store.export_delivered(&org, &export.name, last).await?;
-            delivered += records.len() as u64;
-            cursor = last;
-        }
+/// One configured export with its sink opened (token read, TLS configured, HTTP client built)
+/// once, not on every poll.
+pub struct Exporter {
+    settings: ExportSettings,
+    sink: Sink,
+}
+
+impl Exporter {
+    /// Opens the export's sink.
+    pub fn open(settings: ExportSettings) -> Result<Self, ExportError> {
+        let sink = Sink::open(&settings.sink)?;
+        Ok(Self { settings, sink })
     }
-    Ok(delivered)
+
+    /// Delivers every record of every matching org not yet delivered; returns how many were
+    /// delivered. Stops at the first failure, recording it, so order is kept.
+    pub async fn run_once(&self, store: &Store) -> Result<u64, ExportError> {
+        let export = &self.settings;
+        let mut delivered = 0;
+        for org in store.audit_orgs().await? {
+            if let Some(wanted) = &export.org
+                && store.get_org(&org).await.map(|o| o.name != *wanted).unwrap_or(true)
+            {
+                continue;
+            }
+            let mut cursor = store.export_state(&org, &export.name).await?.seq;
+            let anchor = store.audit_head(&org).await?.anchor_seq;
+            // Records pruned before they were exported cannot be sent; say so rather than stall.
+            if cursor < anchor {
+                let gap = format!("records {}..={anchor} were pruned before export", cursor + 1);
+                store.export_failed(&org, &export.name, &gap).await?;
+                cursor = anchor;
+            }
+            loop {
+                let records = store.audit_range(&org, cursor + 1, u64::MAX, BATCH).await?;
+                let Some(last) = records.last().map(|r| r.seq) else { break };
+                if let Err(e) = self.sink.deliver(&org, &export.name, &records, export.format).await {
+                    store.export_failed(&org, &export.name, &e.to_string()).await?;
+                    return Err(e);
+                }
+                store.export_delivered(&org, &export.name, last).await?;
+                delivered += records.len() as u64;
+                cursor = last;
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+/// Opens `export` and delivers what is pending once (for tests and one-off runs).
+pub async fn export_once(store: &Store, export: &ExportSettings) -> Result<u64, ExportError> {
+    Exporter::open(export.clone())?.run_once(store).await
 }
 
 /// Runs every configured export in the background, each retrying with exponential back-off
@@ -387,17 +402,28 @@ pub fn spawn_exports(store: Store, exports: Vec<ExportSettings>, poll: Duration)
             let store = store.clone();
             tokio::spawn(async move {
                 let mut backoff = Duration::from_secs(1);
+                let pause = |e: &ExportError, backoff: &mut Duration| {
+                    tracing::warn!(export = %export.name, error = %e, retry_in = ?*backoff, "audit export failed");
+                    let wait = *backoff;
+                    *backoff = (*backoff * 2).min(Duration::from_secs(60));
+                    wait
+                };
+                // A sink that cannot be opened (unreadable token or CA file) is retried too, so
+                // fixing the file is enough.
+                let exporter = loop {
+                    match Exporter::open(export.clone()) {
+                        Ok(x) => break x,
+                        Err(e) => tokio::time::sleep(pause(&e, &mut backoff)).await,
+                    }
+                };
+                backoff = Duration::from_secs(1);
                 loop {
-                    match export_once(&store, &export).await {
+                    match exporter.run_once(&store).await {
                         Ok(_) => {
                             backoff = Duration::from_secs(1);
                             tokio::time::sleep(poll).await;
                         }
-                        Err(e) => {
-                            tracing::warn!(export = %export.name, error = %e, retry_in = ?backoff, "audit export failed");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(60));
-                        }
+                        Err(e) => tokio::time::sleep(pause(&e, &mut backoff)).await,
                     }
                 }
             })

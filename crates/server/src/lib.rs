@@ -41,8 +41,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Checkpoint signing and detail HMAC keys.
     pub audit: std::sync::Arc<audit::AuditKeys>,
-    /// Group commit for app events.
-    pub batcher: routes::audit::Batcher,
+    /// Group commit for records that accompany no change.
+    pub batcher: audit::Batcher,
     /// The configured SIEM exports.
     pub exports: std::sync::Arc<Vec<config::ExportSettings>>,
 }
@@ -56,7 +56,7 @@ impl AppState {
             max_json_bytes: config.limits.max_json_bytes,
             request_timeout: config.limits.request_timeout,
             audit: std::sync::Arc::new(audit::AuditKeys::open_or_create(&config.audit_key_file())?),
-            batcher: routes::audit::Batcher::start(store.clone()),
+            batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),
             store,
         })

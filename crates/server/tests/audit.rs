@@ -477,6 +477,10 @@ async fn exports_verify_offline_and_show_edits(b: Backend) {
     let lines: Vec<&str> = text.lines().collect();
     let cut = [&lines[..5], &lines[6..]].concat().join("\n");
     assert_eq!(gatehouse_server::audit::verify_export_hex(&cut, key).unwrap().unwrap_err().seq, 5);
+    // The file's end cut off: the header says where it must end.
+    let short = lines[..lines.len() - 3].join("\n");
+    let t = gatehouse_server::audit::verify_export_hex(&short, key).unwrap().unwrap_err();
+    assert_eq!((t.seq, t.kind), (29, gatehouse_audit::TamperKind::Gap), "{t}");
     // Another key does not vouch for these checkpoints.
     let other = hex::encode(gatehouse_audit::CheckpointSigner::from_seed(&[9; 32]).verifying_key().as_bytes());
     let forged = gatehouse_server::audit::verify_export_hex(&text, &other).unwrap().unwrap_err();

@@ -71,31 +71,21 @@ pub(crate) const GENESIS_HEX: &str = "000000000000000000000000000000000000000000
 pub(crate) const RESERVE_SQL: &str = "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, $2, $3) \
      ON CONFLICT (org_id) DO UPDATE SET seq = audit_heads.seq + $2 RETURNING seq, hash";
 
-/// Rows per multi-row INSERT: 10 parameters each, well under both engines' limits.
+/// Rows per multi-row INSERT: 11 parameters each, well under both engines' limits.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
 /// Chains `drafts` (all of one org) after `prev`, starting at `first_seq`.
 pub(crate) fn prepare(drafts: Vec<AuditDraft>, first_seq: i64, prev: &str) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut prev: gatehouse_audit::Hash = hex::decode(prev)
-        .ok()
-        .and_then(|b| b.try_into().ok())
+    let mut prev = gatehouse_audit::parse_hash(prev)
         .ok_or_else(|| StoreError::Corrupt("audit head hash is not 32 hex bytes".to_owned()))?;
     let now = Timestamp::now();
     let mut out = Vec::with_capacity(drafts.len());
     for (i, draft) in drafts.into_iter().enumerate() {
         let record = chain(draft, first_seq as u64 + i as u64, now, &prev);
-        prev = hex::decode(&record.hash).ok().and_then(|b| b.try_into().ok()).unwrap_or(GENESIS);
+        prev = gatehouse_audit::parse_hash(&record.hash).unwrap_or(GENESIS);
         out.push(record);
     }
     Ok(out)
-}
-
-pub(crate) fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Success => "success",
-        Outcome::Denied => "denied",
-        Outcome::Failed => "failed",
-    }
 }
 
 /// Appends the drafts (of one org, at least one) to its chain inside transaction `$tx`, and
@@ -119,19 +109,20 @@ macro_rules! append_audit {
             for chunk in records.chunks($crate::audit::INSERT_CHUNK) {
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_events (org_id, seq, time, action, outcome, actor_id, actor_name, \
-                     resource_kind, resource_id, record) ",
+                     resource_kind, resource_id, record, hash) ",
                 );
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.draft.org_id.as_str().to_owned())
                         .push_bind(r.seq as i64)
                         .push_bind(r.time.as_millis())
                         .push_bind(r.draft.action.clone())
-                        .push_bind($crate::audit::outcome_str(r.draft.outcome))
+                        .push_bind(r.draft.outcome.as_str())
                         .push_bind(r.draft.actor.who.id.clone())
                         .push_bind(r.draft.actor.who.name.clone())
                         .push_bind(r.draft.resource.kind.clone())
                         .push_bind(r.draft.resource.id.clone())
-                        .push_bind(serde_json::to_string(r).unwrap_or_default());
+                        .push_bind(serde_json::to_string(r).unwrap_or_default())
+                        .push_bind(r.hash.clone());
                 });
                 qb.build().execute(&mut *$tx).await.map_err($crate::StoreError::audit)?;
             }
@@ -311,14 +302,14 @@ impl Store {
     /// The record hashes `from..=to` of `org`, ascending, as stored (for checkpointing).
     pub async fn audit_hashes(&self, org: &OrgId, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
         let rows: Vec<(i64, String)> = on_read!(self, |pool| sqlx::query_as(
-            "SELECT seq, record FROM audit_events WHERE org_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
+            "SELECT seq, hash FROM audit_events WHERE org_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
         )
         .bind(org.as_str())
         .bind(from as i64)
         .bind(to as i64)
         .fetch_all(pool)
         .await?);
-        rows.into_iter().map(|(seq, r)| Ok((seq as u64, parse_record(&r)?.hash))).collect()
+        Ok(rows.into_iter().map(|(seq, h)| (seq as u64, h)).collect())
     }
 
     /// Searches `org`'s log, oldest first.
@@ -342,7 +333,7 @@ impl Store {
             .bind(prefix.clone())
             .bind(exact.clone())
             .bind(f.resource.clone())
-            .bind(f.outcome.map(outcome_str))
+            .bind(f.outcome.map(Outcome::as_str))
             .bind(f.after_seq.unwrap_or(0) as i64)
             .bind(f.limit.clamp(1, 1000))
             .fetch_all(pool)

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Timestamp;
 use gatehouse_core::audit::{ActorKind, ActorRef, AuditRecord, Outcome, ResourceRef};
-use gatehouse_store::{AuditFilter, ChainHead, ExportState, Store};
+use gatehouse_store::{AuditFilter, ChainHead, ExportState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -176,52 +176,48 @@ async fn export(
     ApiQuery(q): ApiQuery<RangeParams>,
 ) -> ApiResult<Response> {
     let org = auth.principal().org_id.clone();
-    let head = state.store.audit_head(&org).await?;
-    let from = q.from.unwrap_or(head.anchor_seq + 1).max(head.anchor_seq + 1);
-    let to = q.to.unwrap_or(head.seq).min(head.seq);
-    let anchor_hash = if from == head.anchor_seq + 1 {
-        head.anchor_hash.clone()
-    } else {
-        state.store.audit_range(&org, from - 1, from - 1, 1).await?.pop().map(|r| r.hash).unwrap_or_default()
-    };
+    let range = crate::audit::chain_range(&state.store, &org, q.from, q.to).await?;
+    let (from, to) = (range.from, range.to);
     let header = ExportLine::Header(ExportHeader {
         format: "gatehouse-audit-export-v1".to_owned(),
         org_id: org.clone(),
-        anchor_hash,
+        first_seq: from,
+        last_seq: to,
+        // A missing predecessor leaves the anchor empty: the file then fails at its first record.
+        anchor_hash: range.anchor_hash.unwrap_or_default(),
         public_key: hex::encode(state.audit.verifying_key().as_bytes()),
     });
-    let checkpoints = state.store.audit_checkpoints(&org, from, to).await?;
+    let checkpoints: std::collections::VecDeque<_> =
+        state.store.audit_checkpoints(&org, from, to).await?.into_iter().filter(|c| c.first_seq >= from).collect();
     let first = line(&header);
     let store = state.store.clone();
-    // Streamed a page at a time, so a million-record export does not sit in memory.
-    let pages =
-        futures_util::stream::unfold((from, checkpoints, store, org), move |(next, cps, store, org)| async move {
-            if next > to {
-                return None;
+    // Streamed a page at a time, so a million-record export does not sit in memory. A database
+    // error ends the body with an error, never with a file that merely looks shorter.
+    let pages = futures_util::stream::unfold(Some((from, checkpoints, store, org)), move |state| async move {
+        let (next, mut cps, store, org) = state?;
+        if next > to {
+            return None;
+        }
+        let page = match store.audit_range(&org, next, to, 2000).await {
+            Ok(p) if !p.is_empty() => p,
+            // Records missing at the end: the header's `last_seq` makes the file fail verification.
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "audit export interrupted");
+                return Some((Err(std::io::Error::other("audit export interrupted")), None));
             }
-            let page = match store.audit_range(&org, next, to, 2000).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export interrupted");
-                    return None;
-                }
-            };
-            let last = page.last()?.seq;
-            let mut out = Vec::new();
-            let mut idx = 0;
-            for r in page {
-                let seq = r.seq;
-                out.extend(line(&ExportLine::Record(Box::new(r))));
-                while let Some(cp) = cps.get(idx).filter(|c| c.last_seq <= seq) {
-                    if cp.first_seq >= from {
-                        out.extend(line(&ExportLine::Checkpoint(cp.clone())));
-                    }
-                    idx += 1;
-                }
+        };
+        let last = page.last().map(|r| r.seq).unwrap_or(to);
+        let mut out = Vec::new();
+        for r in page {
+            let seq = r.seq;
+            out.extend(line(&ExportLine::Record(Box::new(r))));
+            while let Some(cp) = cps.pop_front_if(|c| c.last_seq <= seq) {
+                out.extend(line(&ExportLine::Checkpoint(cp)));
             }
-            let rest = cps[idx..].to_vec();
-            Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(out)), (last + 1, rest, store, org)))
-        });
+        }
+        Some((Ok(axum::body::Bytes::from(out)), Some((last + 1, cps, store, org))))
+    });
     let body = futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) }),
         pages,
@@ -499,58 +495,6 @@ impl ExportHealth {
             last_success_at: s.last_success_at,
             last_error: s.last_error,
             last_error_at: s.last_error_at,
-        }
-    }
-}
-
-/// Group commit for app events: batches arriving together share one transaction per org.
-#[derive(Clone)]
-pub struct Batcher {
-    tx: tokio::sync::mpsc::Sender<(Vec<gatehouse_core::audit::AuditDraft>, tokio::sync::oneshot::Sender<bool>)>,
-}
-
-impl Batcher {
-    /// Starts the committing task over `store`.
-    pub fn start(store: Store) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(
-            Vec<gatehouse_core::audit::AuditDraft>,
-            tokio::sync::oneshot::Sender<bool>,
-        )>(1024);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut waiters = vec![first.1];
-                let mut drafts = first.0;
-                while drafts.len() < 5000 {
-                    match rx.try_recv() {
-                        Ok((d, w)) => {
-                            drafts.extend(d);
-                            waiters.push(w);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let ok = match store.append_audit(drafts).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, "app events could not be recorded");
-                        false
-                    }
-                };
-                for w in waiters {
-                    let _ = w.send(ok);
-                }
-            }
-        });
-        Self { tx }
-    }
-
-    /// Appends `drafts` and returns once they are durable.
-    pub async fn append(&self, drafts: Vec<gatehouse_core::audit::AuditDraft>) -> ApiResult<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx.send((drafts, tx)).await.map_err(|_| ApiError::AuditUnavailable)?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            _ => Err(ApiError::AuditUnavailable),
         }
     }
 }

@@ -23,6 +23,8 @@ CREATE TABLE audit_events (
     resource_id TEXT NOT NULL,
     -- The record exactly as hashed; the columns above are search indexes over it.
     record TEXT NOT NULL,
+    -- The record's hash, also inside `record`; kept apart so checkpoints need not parse records.
+    hash TEXT NOT NULL,
     PRIMARY KEY (org_id, seq)
 );
 CREATE INDEX audit_events_by_time ON audit_events (org_id, time);
