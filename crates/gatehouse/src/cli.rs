@@ -54,9 +54,60 @@ pub enum Command {
     /// The audit log: search, verify, export.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
+    /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
+    Scan(ScanArgs),
     /// Break-glass operations run on the server host, directly against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// Output formats of `gatehouse scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Severities on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// What to scan: a directory (recursively) or a file; with --staged, the repository.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Scan only the changes staged for the next commit (lines they add), as a pre-commit hook.
+    #[arg(long)]
+    pub staged: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ScanFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Findings at or above this severity block (exit 1).
+    #[arg(long, value_enum, default_value = "high")]
+    pub block_on: SeverityArg,
+    /// A rule file in gitleaks format (use `[extend] useDefault = true` to add to the built-in rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Also scan files that .gitignore and .ignore exclude.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+    /// Key for secret fingerprints (32 bytes, hex); default: a key kept in the user's config directory.
+    #[arg(long)]
+    pub fingerprint_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod folder;
 mod org;
 mod principal;
 mod push;
+mod scan;
 mod secret;
 
 use anyhow::{Context, Result};
@@ -15,6 +16,18 @@ use crate::cli::{Cli, Command, ConfigCommand};
 use crate::client::Client;
 use crate::credentials::{self, Credential};
 use crate::output;
+
+/// Ends the process with this exit code and no further message (the command already reported).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -49,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             audit::verify_file(&file, public_key.as_deref().unwrap_or_default(), json)
         }
         Command::Audit(c) => audit::run(c, &client()?, json).await,
+        Command::Scan(args) => scan::run(args, json),
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await
         }

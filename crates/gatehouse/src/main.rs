@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cmd::Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<cmd::Exit>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             // One line with the reason; causes are joined so nothing is lost.
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));

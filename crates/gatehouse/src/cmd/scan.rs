@@ -1,0 +1,150 @@
+//! `gatehouse scan`: offline secret scanning for pre-commit hooks and any CI.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use gatehouse_scan::{Detector, Limits, Policy, Report, RuleSet, Severity};
+
+use crate::cli::{ScanArgs, ScanFormat, SeverityArg};
+use crate::cmd::Exit;
+
+/// Runs a scan; exit 1 when something blocks, 2 when the scan cannot run.
+pub fn run(args: ScanArgs, json: bool) -> Result<()> {
+    match scan(&args, json) {
+        Ok(blocking) if blocking > 0 => Err(Exit(1).into()),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            Err(Exit(2).into())
+        }
+    }
+}
+
+fn scan(args: &ScanArgs, json: bool) -> Result<usize> {
+    let key = fingerprint_key(args.fingerprint_key_file.as_deref())?;
+    let rules = match &args.rules {
+        Some(path) => RuleSet::load(path)?,
+        None => RuleSet::builtin()?,
+    };
+    for ignored in &rules.ignored {
+        eprintln!("note: {ignored} is not used by gatehouse scan (it scans files, not history)");
+    }
+    let detector = Detector::new(rules, key)?;
+    let limits = Limits { max_file_bytes: args.max_file_bytes, respect_ignore: !args.no_ignore, ..Limits::default() };
+    let report = if args.staged {
+        gatehouse_scan::staged(&detector, &args.path, &limits)?
+    } else {
+        gatehouse_scan::scan_path(&detector, &args.path, &limits)?
+    };
+    let policy = Policy { block_at: severity(args.block_on) };
+    let format = if json && args.format == ScanFormat::Text { ScanFormat::Json } else { args.format };
+    let rendered = match format {
+        ScanFormat::Text => text(&report, &policy),
+        ScanFormat::Json => {
+            let body = serde_json::json!({
+                "findings": report.findings.iter().map(|f| {
+                    let mut v = serde_json::to_value(f).unwrap_or_default();
+                    v["blocking"] = serde_json::Value::Bool(policy.blocks(f));
+                    v
+                }).collect::<Vec<_>>(),
+                "blocking": policy.blocking(&report),
+                "block_on": policy.block_at,
+                "files_scanned": report.files_scanned,
+                "bytes_scanned": report.bytes_scanned,
+                "skipped": report.skipped,
+            });
+            serde_json::to_string_pretty(&body)? + "\n"
+        }
+        ScanFormat::Sarif => {
+            serde_json::to_string_pretty(&gatehouse_scan::to_sarif(&report, &detector, &policy))? + "\n"
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(rendered.as_bytes())?,
+    }
+    if args.output.is_some() || format != ScanFormat::Text {
+        // The summary goes to stderr so machine-readable output stays clean.
+        eprintln!("{}", summary(&report, &policy));
+    }
+    Ok(policy.blocking(&report))
+}
+
+fn severity(s: SeverityArg) -> Severity {
+    match s {
+        SeverityArg::Low => Severity::Low,
+        SeverityArg::Medium => Severity::Medium,
+        SeverityArg::High => Severity::High,
+        SeverityArg::Critical => Severity::Critical,
+    }
+}
+
+fn text(report: &Report, policy: &Policy) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(&format!(
+            "{}:{}:{}: {} {} {}: {}{}\n",
+            f.path,
+            f.line,
+            f.column,
+            f.severity.as_str(),
+            f.rule_id,
+            f.title,
+            f.preview.as_deref().unwrap_or(""),
+            if policy.blocks(f) { " [blocks]" } else { "" }
+        ));
+    }
+    for s in &report.skipped {
+        out.push_str(&format!("skipped {}: {}\n", if s.path.is_empty() { "(walk)" } else { &s.path }, s.reason));
+    }
+    out.push_str(&summary(report, policy));
+    out.push('\n');
+    out
+}
+
+fn summary(report: &Report, policy: &Policy) -> String {
+    format!(
+        "{} finding(s), {} blocking (at {} or above); {} file(s), {} bytes scanned; {} skipped",
+        report.findings.len(),
+        policy.blocking(report),
+        policy.block_at.as_str(),
+        report.files_scanned,
+        report.bytes_scanned,
+        report.skipped.len()
+    )
+}
+
+/// The fingerprint key: from `path`, or from the user's config directory (made on first use, 0600).
+fn fingerprint_key(path: Option<&Path>) -> Result<[u8; 32]> {
+    let path: PathBuf = match path {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let dir = dirs::config_dir().ok_or_else(|| anyhow!("no config directory; pass --fingerprint-key-file"))?;
+            let path = dir.join("gatehouse").join("scan-fingerprint.key");
+            if !path.exists() {
+                create_key(&path)?;
+            }
+            path
+        }
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = hex::decode(text.trim()).map_err(|_| anyhow!("{}: expected 64 hex digits", path.display()))?;
+    bytes.try_into().map_err(|_| anyhow!("{}: expected 64 hex digits (32 bytes)", path.display()))
+}
+
+fn create_key(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key: [u8; 32] = rand::random();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(hex::encode(key).as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Commit-time scanning: runs the detectors over a tree, a bundle or staged git changes, and
+//! turns what they find into one report that a policy can block on and CI tools can read.
+
+mod git;
+mod report;
+mod sarif;
+mod walk;
+
+pub use gatehouse_detect::{Detector, RuleSet, Severity};
+pub use git::staged;
+pub use report::{Finding, Kind, Policy, Report, Skipped};
+pub use sarif::to_sarif;
+pub use walk::{Limits, scan_files, scan_path};
+
+/// Why a scan could not run (as opposed to what it found).
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("git: {0}")]
+    Git(String),
+    #[error(transparent)]
+    Rules(#[from] gatehouse_detect::DetectError),
+}

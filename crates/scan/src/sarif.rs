@@ -1,0 +1,119 @@
+//! SARIF 2.1.0 output, for code-scanning dashboards and CI annotations.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::report::{Policy, Report};
+use crate::{Detector, Severity};
+
+/// GitHub's `security-severity` scale (0–10) for each of our severities.
+fn security_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Low => "3.0",
+        Severity::Medium => "5.5",
+        Severity::High => "8.0",
+        Severity::Critical => "9.5",
+    }
+}
+
+/// Renders a report as a SARIF 2.1.0 log: one run, the rules that fired, one result per
+/// finding. Blocking findings are `error`, the rest `warning`.
+pub fn to_sarif(report: &Report, detector: &Detector, policy: &Policy) -> Value {
+    let fired: BTreeMap<&str, usize> = {
+        let mut ids: Vec<&str> = report.findings.iter().map(|f| f.rule_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect()
+    };
+    let rules: Vec<Value> = fired
+        .keys()
+        .map(|id| {
+            let rule = detector.rules().iter().find(|r| r.id == *id);
+            let description = rule.map_or_else(|| (*id).to_string(), |r| r.description.clone());
+            let severity = rule.map_or(Severity::High, |r| r.severity);
+            json!({
+                "id": id,
+                "name": camel(id),
+                "shortDescription": {"text": format!("{description}.")},
+                "fullDescription": {"text": format!("{description} found in source code. Rotate it, then remove it from the code and its history.")},
+                "help": {"text": "Rotate the credential at its provider, then keep it in the Gatehouse vault and reach it through an integration instead of the code."},
+                "defaultConfiguration": {"level": if severity >= policy.block_at { "error" } else { "warning" }},
+                "properties": {"tags": ["security", "secret"], "security-severity": security_severity(severity)},
+            })
+        })
+        .collect();
+    let results: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut result = json!({
+                "ruleId": f.rule_id,
+                "ruleIndex": fired[f.rule_id.as_str()],
+                "level": if policy.blocks(f) { "error" } else { "warning" },
+                "message": {"text": format!("{} ({}): {}.", f.title, f.severity.as_str(), f.preview.as_deref().unwrap_or("value withheld"))},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(&f.path), "uriBaseId": "%SRCROOT%"},
+                        "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1), "endLine": f.end_line.max(1), "endColumn": f.end_column.max(1)},
+                    }
+                }],
+            });
+            if let Some(fp) = &f.fingerprint {
+                result["partialFingerprints"] = json!({"secretFingerprint/v1": fp});
+            }
+            result
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "gatehouse",
+                "informationUri": "https://github.com/gatehouse-dev/gatehouse",
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": "file:///", "description": {"text": "The scanned directory."}}},
+            "results": results,
+            "columnKind": "unicodeCodePoints",
+        }],
+    })
+}
+
+/// `aws-access-key-id` → `AwsAccessKeyId` (SARIF rule names are identifiers).
+fn camel(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A relative URI reference for a path (percent-encoding what URIs do not allow).
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_uris() {
+        assert_eq!(camel("aws-access-key-id"), "AwsAccessKeyId");
+        assert_eq!(uri("src/my file#1.py"), "src/my%20file%231.py");
+        assert_eq!(uri("café"), "caf%C3%A9");
+    }
+}

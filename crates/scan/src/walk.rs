@@ -1,0 +1,139 @@
+//! Scanning files on disk (a tree, in parallel) or in memory (a pushed bundle).
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use gatehouse_detect::Detector;
+
+use crate::ScanError;
+use crate::report::{Finding, Report, Skipped};
+
+/// Bounds on what a scan reads.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Larger files are skipped (and listed as skipped): generated bundles, data dumps.
+    pub max_file_bytes: u64,
+    /// Worker threads for tree scans.
+    pub threads: usize,
+    /// Honour `.gitignore`/`.ignore` files (a pre-commit hook wants this; an audit of a
+    /// dependency tree does not).
+    pub respect_ignore: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 10 * 1024 * 1024,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
+            respect_ignore: true,
+        }
+    }
+}
+
+/// What one file contributed.
+enum Outcome {
+    Scanned { bytes: u64, findings: Vec<Finding> },
+    Skipped(Skipped),
+}
+
+/// Scans `data` as the file `path`: binary content (a NUL in the first 8 KiB, as git decides) is skipped.
+fn scan_blob(det: &Detector, path: &str, data: &[u8], limits: &Limits) -> Outcome {
+    if data.len() as u64 > limits.max_file_bytes {
+        return Outcome::Skipped(Skipped {
+            path: path.to_string(),
+            reason: format!("larger than {} bytes", limits.max_file_bytes),
+        });
+    }
+    if data[..data.len().min(8192)].contains(&0) {
+        return Outcome::Skipped(Skipped { path: path.to_string(), reason: "binary".into() });
+    }
+    let findings = det.scan(path, data).into_iter().map(Finding::from_secret).collect();
+    Outcome::Scanned { bytes: data.len() as u64, findings }
+}
+
+fn add(report: &mut Report, outcome: Outcome) {
+    match outcome {
+        Outcome::Scanned { bytes, findings } => {
+            report.files_scanned += 1;
+            report.bytes_scanned += bytes;
+            report.findings.extend(findings);
+        }
+        Outcome::Skipped(s) => report.skipped.push(s),
+    }
+}
+
+/// Scans in-memory files, such as the contents of a pushed bundle.
+pub fn scan_files<'a>(det: &Detector, files: impl IntoIterator<Item = (&'a str, &'a [u8])>, limits: &Limits) -> Report {
+    let mut report = Report::default();
+    for (path, data) in files {
+        add(&mut report, scan_blob(det, path, data, limits));
+    }
+    report.normalize();
+    report
+}
+
+/// Scans a file or a directory tree (in parallel, skipping `.git`).
+pub fn scan_path(det: &Detector, root: &Path, limits: &Limits) -> Result<Report, ScanError> {
+    let meta = std::fs::metadata(root)
+        .map_err(|e| ScanError::Read { path: root.display().to_string(), reason: e.to_string() })?;
+    if meta.is_file() {
+        let data = std::fs::read(root)
+            .map_err(|e| ScanError::Read { path: root.display().to_string(), reason: e.to_string() })?;
+        let name = root.file_name().map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let mut report = Report::default();
+        add(&mut report, scan_blob(det, &name, &data, limits));
+        return Ok(report);
+    }
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(limits.respect_ignore)
+        .git_global(false)
+        .git_exclude(limits.respect_ignore)
+        .ignore(limits.respect_ignore)
+        .parents(limits.respect_ignore)
+        .require_git(false)
+        .threads(limits.threads.max(1))
+        .filter_entry(|e| e.file_name() != ".git")
+        .build_parallel();
+    let (tx, rx) = mpsc::channel::<Outcome>();
+    walker.run(|| {
+        let tx = tx.clone();
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Outcome::Skipped(Skipped { path: String::new(), reason: e.to_string() }));
+                    return ignore::WalkState::Continue;
+                }
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return ignore::WalkState::Continue;
+            }
+            let rel = relative(root, entry.path());
+            let outcome = match entry.metadata() {
+                Ok(m) if m.len() > limits.max_file_bytes => Outcome::Skipped(Skipped {
+                    path: rel,
+                    reason: format!("larger than {} bytes", limits.max_file_bytes),
+                }),
+                _ => match std::fs::read(entry.path()) {
+                    Ok(data) => scan_blob(det, &rel, &data, limits),
+                    Err(e) => Outcome::Skipped(Skipped { path: rel, reason: e.to_string() }),
+                },
+            };
+            let _ = tx.send(outcome);
+            ignore::WalkState::Continue
+        })
+    });
+    drop(tx);
+    let mut report = Report::default();
+    for outcome in rx {
+        add(&mut report, outcome);
+    }
+    report.normalize();
+    Ok(report)
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
