@@ -116,6 +116,10 @@ define_id!(
     /// Identifies a named secret in the vault.
     SecretId, "sec", "secret"
 );
+define_id!(
+    /// Identifies a suppression of a scan finding.
+    SuppressionId, "sup", "suppression"
+);
 
 #[cfg(test)]
 mod tests {

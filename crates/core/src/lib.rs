@@ -9,9 +9,10 @@ pub mod name;
 pub mod principal;
 pub mod time;
 
-pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, SecretId, TokenId};
+pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, SecretId, SuppressionId, TokenId};
 pub use model::{
-    ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision, SecretMeta, SecretScopeKind,
+    ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision, ScanFinding, ScanRecord,
+    ScanStatus, SecretMeta, SecretScopeKind, Suppression,
 };
 pub use name::{NameError, validate_slug};
 pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};

@@ -247,3 +247,137 @@ pub struct SecretMeta {
     /// Whether the reminder is due now.
     pub rotation_due: bool,
 }
+
+/// Where a revision's scan stands. Scans run in the background after each push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is scanning it.
+    Running,
+    /// Finished; findings are stored.
+    Done,
+    /// Gave up after repeated errors; the revision cannot be released until it is rescanned.
+    Failed,
+}
+
+impl ScanStatus {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(Self::Queued),
+            "running" => Some(Self::Running),
+            "done" => Some(Self::Done),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The scan of one revision: its state and what it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ScanRecord {
+    /// The app.
+    pub app_id: AppId,
+    /// The revision's digest.
+    pub digest: String,
+    /// Where it stands.
+    pub status: ScanStatus,
+    /// When the push queued it.
+    pub queued_at: Timestamp,
+    /// When a worker last started it.
+    pub started_at: Option<Timestamp>,
+    /// When it finished or failed.
+    pub finished_at: Option<Timestamp>,
+    /// How many times a worker started it.
+    pub attempts: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The scanner and rule set that produced the findings.
+    pub scanner: Option<String>,
+    /// Files read.
+    pub files_scanned: Option<i64>,
+    /// Bytes read.
+    pub bytes_scanned: Option<i64>,
+    /// Time the scan took in the worker.
+    pub duration_ms: Option<i64>,
+}
+
+/// One stored finding of a revision's scan. Holds no secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScanFinding {
+    /// Which analysis found it (`secret`).
+    pub kind: String,
+    /// The rule.
+    pub rule_id: String,
+    /// What the rule detects.
+    pub title: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// File in the revision.
+    pub path: String,
+    /// 1-based start line.
+    pub line: i64,
+    /// 1-based start column.
+    pub column: i64,
+    /// 1-based end line.
+    pub end_line: i64,
+    /// 1-based column just past the end.
+    pub end_column: i64,
+    /// Keyed fingerprint of the secret; suppressions match on it.
+    pub fingerprint: Option<String>,
+    /// A masked preview: at most a few leading characters.
+    pub preview: Option<String>,
+}
+
+/// A decision to accept one finding for a while: who, why, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Suppression {
+    /// Its id.
+    pub id: crate::SuppressionId,
+    /// The app it applies to.
+    pub app_id: AppId,
+    /// Matches findings with this fingerprint (one secret, wherever it appears in the app).
+    pub fingerprint: Option<String>,
+    /// With `path`: matches this rule's findings in this file.
+    pub rule_id: Option<String>,
+    /// See `rule_id`.
+    pub path: Option<String>,
+    /// Why the finding is accepted.
+    pub reason: String,
+    /// When it stops applying.
+    pub expires_at: Timestamp,
+    /// Who made it.
+    pub created_by: PrincipalId,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it was revoked early, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// Who revoked it.
+    pub revoked_by: Option<PrincipalId>,
+}
+
+impl Suppression {
+    /// Whether it applies at `now` to a finding.
+    pub fn covers(&self, finding: &ScanFinding, now: Timestamp) -> bool {
+        if self.revoked_at.is_some() || self.expires_at <= now {
+            return false;
+        }
+        match (&self.fingerprint, &self.rule_id, &self.path) {
+            (Some(fp), _, _) => finding.fingerprint.as_deref() == Some(fp.as_str()),
+            (None, Some(rule), Some(path)) => &finding.rule_id == rule && &finding.path == path,
+            _ => false,
+        }
+    }
+}

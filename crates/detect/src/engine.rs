@@ -111,6 +111,18 @@ impl Detector {
         Detector::new(RuleSet::builtin()?, fingerprint_key)
     }
 
+    /// The same compiled rules under another fingerprint key (cheap: the automata are shared).
+    pub fn with_fingerprint_key(&self, key: [u8; 32]) -> Detector {
+        Detector {
+            rules: self.rules.clone(),
+            global: self.global.clone(),
+            prefilter: self.prefilter.clone(),
+            keyword_rules: self.keyword_rules.clone(),
+            always: self.always.clone(),
+            key,
+        }
+    }
+
     /// The compiled rules, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

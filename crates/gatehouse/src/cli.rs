@@ -54,12 +54,36 @@ pub enum Command {
     /// The audit log: search, verify, export.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Which scan findings block a release: org-wide and per folder.
+    #[command(subcommand)]
+    ScanPolicy(ScanPolicyCommand),
     /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
     /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
     Scan(ScanArgs),
     /// Break-glass operations run on the server host, directly against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScanPolicyCommand {
+    /// Show the policy.
+    Show,
+    /// Set the level at or above which findings block (org-wide, or for --folder and below).
+    Set {
+        /// low, medium, high or critical.
+        #[arg(value_enum)]
+        block_at: SeverityArg,
+        /// Folder path or id.
+        #[arg(long)]
+        folder: Option<String>,
+    },
+    /// Remove the org's level (back to the default) or a folder's override.
+    Clear {
+        /// Folder path or id.
+        #[arg(long)]
+        folder: Option<String>,
+    },
 }
 
 /// Output formats of `gatehouse scan`.
@@ -406,6 +430,53 @@ pub enum AppCommand {
         from: String,
         /// Newer revision.
         to: String,
+    },
+    /// Show a revision's scan: findings (masked) and the release verdict. Exits 1 when the
+    /// verdict is not `pass` (blocked, failed, or still pending without --wait).
+    Scan {
+        /// App name or id.
+        app: String,
+        /// Revision (digest, prefix, number or head).
+        #[arg(default_value = "head")]
+        rev: String,
+        /// Wait for a pending scan to finish (up to this long, such as 60s).
+        #[arg(long, num_args = 0..=1, default_missing_value = "60s")]
+        wait: Option<String>,
+        /// Queue the scan again first (after a failure, or to apply changed rules).
+        #[arg(long)]
+        rescan: bool,
+    },
+    /// Accept a finding for a while (admin): by --fingerprint, or by --rule with --path.
+    Suppress {
+        /// App name or id.
+        app: String,
+        /// The finding's fingerprint (from `gatehouse app scan`).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// The rule id (with --path).
+        #[arg(long)]
+        rule: Option<String>,
+        /// The file (with --rule).
+        #[arg(long)]
+        path: Option<String>,
+        /// Why it is acceptable (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Days until it expires (1-90).
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+    /// List an app's suppressions, including expired and revoked ones.
+    Suppressions {
+        /// App name or id.
+        app: String,
+    },
+    /// Revoke a suppression before it expires (admin).
+    Unsuppress {
+        /// App name or id.
+        app: String,
+        /// Suppression id.
+        id: String,
     },
 }
 

@@ -738,3 +738,71 @@ fn audit_cli_search_verify_export() {
     assert!(err.contains("64 hex digits"), "{err}");
     assert!(server.stop().success());
 }
+
+/// The commit-time control as a builder and a security admin see it: a pushed revision with a
+/// planted key is scanned in the background and blocked; the same app with the key moved to the
+/// vault passes; an admin's time-boxed suppression is possible but audited. Neither the server's
+/// debug log nor any CLI output carries the key.
+#[test]
+fn pushed_secrets_block_release_through_the_cli() {
+    const KEY: &str = "sk_live_Zq8vN3kPw2XrT5mYb7LcD4hF";
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_logging(&data.path().join("data"), None, "debug");
+    let token = server.bootstrap.clone().unwrap();
+    let user = User::new();
+    user.ok(&["login", "--url", &server.url, "--token", &token]);
+    user.ok(&["app", "create", "refund-dashboard"]);
+    let app_dir = data.path().join("app");
+    let mut outputs: Vec<u8> = Vec::new();
+    let mut keep = |o: Output| {
+        outputs.extend(&o.stdout);
+        outputs.extend(&o.stderr);
+        o
+    };
+
+    write_app(&app_dir, "", &format!("const stripe = require('stripe')('{KEY}');\n"));
+    // The same rules run offline first: the pre-commit check already fails.
+    let offline = keep(user.run(&["scan", app_dir.to_str().unwrap()]));
+    assert_eq!(offline.status.code(), Some(1), "{}", String::from_utf8_lossy(&offline.stdout));
+    keep(user.run(&["push", app_dir.to_str().unwrap(), "-m", "first cut"]));
+    let blocked = keep(user.run(&["app", "scan", "refund-dashboard", "--wait", "30s"]));
+    let text = String::from_utf8_lossy(&blocked.stdout).into_owned();
+    assert_eq!(blocked.status.code(), Some(1), "{text}");
+    assert!(text.contains(": blocked") && text.contains("server.js:1:") && text.contains("stripe-live-key"), "{text}");
+
+    write_app(&app_dir, "", "const stripe = require('stripe')(process.env.STRIPE_KEY);\n");
+    keep(user.run(&["push", app_dir.to_str().unwrap(), "-m", "key from the vault"]));
+    let pass = keep(user.run(&["app", "scan", "refund-dashboard", "--wait", "30s"]));
+    assert!(pass.status.success(), "{}", String::from_utf8_lossy(&pass.stdout));
+    assert!(String::from_utf8_lossy(&pass.stdout).contains(": pass"));
+
+    // The first revision stays blocked until an admin suppresses the finding, with a reason.
+    let report: Value =
+        serde_json::from_slice(&keep(user.run(&["--json", "app", "scan", "refund-dashboard", "1"])).stdout).unwrap();
+    assert_eq!(report["verdict"], "blocked");
+    let fp = report["findings"][0]["fingerprint"].as_str().unwrap().to_owned();
+    let out = keep(user.run(&[
+        "app",
+        "suppress",
+        "refund-dashboard",
+        "--fingerprint",
+        &fp,
+        "--reason",
+        "revoked at Stripe on 2026-11-26",
+        "--days",
+        "7",
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(keep(user.run(&["app", "scan", "refund-dashboard", "1"])).status.success());
+    let audit = keep(user.run(&["--json", "audit", "search", "--action", "app.suppression.create"]));
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("revoked at Stripe"));
+    keep(user.run(&["scan-policy", "set", "critical", "--folder", "/"]));
+    keep(user.run(&["scan-policy", "show"]));
+
+    let stderr = server.stderr.clone();
+    assert!(server.stop().success());
+    let log = stderr.lock().unwrap().clone();
+    assert!(contains(&log, "revision scanned"), "the debug log was captured");
+    assert!(!contains(&log, KEY) && !contains(&log, &KEY[8..]), "the server log contains the key");
+    assert!(!contains(&outputs, KEY) && !contains(&outputs, &KEY[8..]), "CLI output contains the key");
+}

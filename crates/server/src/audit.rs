@@ -112,6 +112,16 @@ impl AuditKeys {
         format!("hmac-sha256:{}", hex::encode(self.mac(&org_key, value)))
     }
 
+    /// The key under which `org`'s scan findings are fingerprinted: separate from the audit
+    /// HMAC so a fingerprint cannot be matched against audit details, stable across restarts.
+    pub fn scan_fingerprint_key(&self, org: &OrgId) -> [u8; 32] {
+        let label = format!("scan-fingerprint:{}", org.as_str());
+        let mac = self.mac(self.hmac_key.as_slice(), label.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&mac[..32]);
+        key
+    }
+
     fn mac(&self, key: &[u8], data: &[u8]) -> Vec<u8> {
         // HMAC accepts keys of any length; this cannot fail.
         let mut m = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
@@ -238,6 +248,10 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/api/v1/vault/key/destroy") => "vault.key.destroy",
         ("POST", "/api/v1/audit/events") => "audit.events.append",
         ("POST", "/api/v1/audit/match") => "audit.match",
+        ("POST", "/api/v1/apps/{app}/revisions/{rev}/scan") => "app.revision.rescan",
+        ("PUT", "/api/v1/scan-policy") | ("PUT", "/api/v1/folders/{folder}/scan-policy") => "scan.policy.set",
+        ("POST", "/api/v1/apps/{app}/suppressions") => "app.suppression.create",
+        ("DELETE", "/api/v1/apps/{app}/suppressions/{id}") => "app.suppression.revoke",
         ("GET", _) | ("HEAD", _) | ("OPTIONS", _) => return None,
         _ => "api.unknown",
     })

@@ -36,6 +36,30 @@ pub struct Config {
     pub vault: VaultSettings,
     /// The audit log: checkpoint signing, retention and SIEM exports.
     pub audit: AuditSettings,
+    /// Scanning of pushed revisions.
+    pub scan: ScanSettings,
+}
+
+/// How pushed revisions are scanned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanSettings {
+    /// A gitleaks-format rule file used instead of the built-in rules (put
+    /// `[extend] useDefault = true` in it to add to them).
+    pub rules_file: Option<PathBuf>,
+    /// A claimed scan whose worker has not finished after this long is handed to another.
+    #[serde(with = "humantime_serde_compat")]
+    pub lease: Duration,
+    /// After this many started attempts a scan is marked failed (and its revision cannot be released).
+    pub max_attempts: u32,
+    /// Files larger than this are skipped and listed as skipped.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ScanSettings {
+    fn default() -> Self {
+        Self { rules_file: None, lease: Duration::from_secs(600), max_attempts: 3, max_file_bytes: 10 * 1024 * 1024 }
+    }
 }
 
 /// The audit log's settings.
@@ -225,6 +249,7 @@ impl Default for Config {
             bootstrap: BootstrapConfig::default(),
             vault: VaultSettings::default(),
             audit: AuditSettings::default(),
+            scan: ScanSettings::default(),
         }
     }
 }
@@ -444,6 +469,11 @@ impl Config {
 
     /// Checks values the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.scan.max_attempts == 0 || self.scan.lease < Duration::from_secs(10) {
+            return Err(ConfigError::Invalid(
+                "`scan.max_attempts` must be at least 1 and `scan.lease` at least 10s".to_owned(),
+            ));
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 mod extract;
 mod routes;
+pub mod scan;
 pub mod vault;
 
 use std::future::Future;
@@ -45,17 +46,31 @@ pub struct AppState {
     pub batcher: audit::Batcher,
     /// The configured SIEM exports.
     pub exports: std::sync::Arc<Vec<config::ExportSettings>>,
+    /// Scans pushed revisions (its worker is started by whoever runs the server).
+    pub scanner: std::sync::Arc<scan::Scanner>,
+}
+
+/// Why the server's state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    KeyFile(#[from] audit::KeyFileError),
+    #[error("scan rules: {0}")]
+    Rules(#[from] gatehouse_scan::ScanError),
 }
 
 impl AppState {
     /// State over `store` and `vault` with limits and the audit key file from `config`.
-    pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Result<Self, audit::KeyFileError> {
+    pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Result<Self, StateError> {
+        let audit = std::sync::Arc::new(audit::AuditKeys::open_or_create(&config.audit_key_file())?);
+        let scanner = scan::Scanner::new(store.clone(), audit.clone(), config.limits.bundle(), config.scan.clone())?;
         Ok(Self {
             vault,
             limits: config.limits.bundle(),
             max_json_bytes: config.limits.max_json_bytes,
             request_timeout: config.limits.request_timeout,
-            audit: std::sync::Arc::new(audit::AuditKeys::open_or_create(&config.audit_key_file())?),
+            scanner: std::sync::Arc::new(scanner),
+            audit,
             batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),
             store,

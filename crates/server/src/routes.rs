@@ -8,6 +8,7 @@ pub mod orgs;
 pub mod paging;
 pub mod principals;
 pub mod revisions;
+pub mod scans;
 pub mod secrets;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +25,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(apps::routes())
         .merge(revisions::routes())
         .merge(secrets::routes())
+        .merge(scans::routes())
         .merge(audit::routes())
 }
 

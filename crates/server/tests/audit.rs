@@ -121,6 +121,33 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     ok("PATCH", "/api/v1/apps/{app}", "app.update", s, &v);
     let (s, v) = t.push("ledger", &admin, bundle(&[("gatehouse.toml", &manifest("ledger")), ("server.js", "1")])).await;
     ok("POST", "/api/v1/apps/{app}/revisions", "app.revision.push", s, &v);
+    let (s, v) = t.post("/api/v1/apps/ledger/revisions/head/scan", &admin, json!({})).await;
+    ok("POST", "/api/v1/apps/{app}/revisions/{rev}/scan", "app.revision.rescan", s, &v);
+    let (s, v) = t.call(Method::PUT, "/api/v1/scan-policy", Some(&admin), Some(json!({"block_at": "medium"}))).await;
+    ok("PUT", "/api/v1/scan-policy", "scan.policy.set", s, &v);
+    let (_, f2) = t.post("/api/v1/folders", &admin, json!({"name": "ops"})).await;
+    let f2 = f2["id"].as_str().unwrap().to_owned();
+    let (s, v) = t
+        .call(Method::PUT, &format!("/api/v1/folders/{f2}/scan-policy"), Some(&admin), Some(json!({"block_at": "low"})))
+        .await;
+    ok("PUT", "/api/v1/folders/{folder}/scan-policy", "scan.policy.set", s, &v);
+    let (s, sup) = t
+        .post(
+            "/api/v1/apps/ledger/suppressions",
+            &admin,
+            json!({"fingerprint": "hmac-sha256:0123", "reason": "test fixture, not a credential", "expires_in_days": 7}),
+        )
+        .await;
+    ok("POST", "/api/v1/apps/{app}/suppressions", "app.suppression.create", s, &sup);
+    let (s, v) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/apps/ledger/suppressions/{}", sup["id"].as_str().unwrap()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    ok("DELETE", "/api/v1/apps/{app}/suppressions/{id}", "app.suppression.revoke", s, &v);
     let (s, p) =
         t.post("/api/v1/principals", &admin, json!({"kind": "service", "name": "etl", "max_scope": "push"})).await;
     ok("POST", "/api/v1/principals", "principal.create", s, &p);
@@ -183,7 +210,11 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     // The same operations, failing (bad ids, empty bodies): each leaves a `failed` or `denied`
     // record naming the route.
     for (m, p) in mutating_operations() {
-        let uri = p.replace("{id}", "x").replace("{app}", "no-such-app");
+        let uri = p
+            .replace("{id}", "x")
+            .replace("{app}", "no-such-app")
+            .replace("{rev}", "1")
+            .replace("{folder}", "no-such-folder");
         let method = Method::from_bytes(m.as_bytes()).unwrap();
         let (s, _) = t.call(method, &uri, Some(&admin), Some(json!({"bogus": true}))).await;
         assert!(s.is_client_error(), "{m} {p} with a bad body: {s}");

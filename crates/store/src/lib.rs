@@ -12,6 +12,7 @@ mod folders;
 mod orgs;
 mod principals;
 mod revisions;
+mod scans;
 mod secrets;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
 pub use revisions::{NewRevision, PushOutcome};
+pub use scans::{NewSuppression, ScanJob, ScanPolicyRow, ScanResult};
 pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
 
 /// Runs `$body` with `$pool` bound to the pool for reads.

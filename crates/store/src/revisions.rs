@@ -205,6 +205,16 @@ impl Store {
                 .bind(&manifest)
                 .execute(&mut *tx)
                 .await?;
+                // The revision's scan is queued in the same transaction: no revision without one.
+                sqlx::query(
+                    "INSERT INTO scans (org_id, app_id, digest, status, queued_at) VALUES ($1, $2, $3, 'queued', $4)",
+                )
+                .bind(org.as_str())
+                .bind(app.as_str())
+                .bind(&new.digest)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("UPDATE apps SET head_revision = $1, updated_at = $2 WHERE org_id = $3 AND id = $4")
                     .bind(&new.digest)
                     .bind(now.as_millis())

@@ -29,6 +29,46 @@ fn short(digest: &str) -> String {
 
 pub async fn run(cmd: AppCommand, client: &Client, as_json: bool) -> Result<()> {
     match cmd {
+        AppCommand::Scan { app, rev, wait, rescan } => {
+            return super::scan::show(client, &app, &rev, wait, rescan, as_json).await;
+        }
+        AppCommand::Suppress { app, fingerprint, rule, path, reason, days } => {
+            let body = json!({"fingerprint": fingerprint, "rule_id": rule, "path": path, "reason": reason, "expires_in_days": days});
+            let v: Value = client
+                .send(client.request(Method::POST, &format!("api/v1/apps/{}/suppressions", seg(&app)))?.json(&body))
+                .await?;
+            if as_json {
+                return output::json(&v);
+            }
+            println!("suppression {} until {}", s(&v, "id"), s(&v, "expires_at"));
+        }
+        AppCommand::Suppressions { app } => {
+            let list: Vec<Value> = client.get(&format!("api/v1/apps/{}/suppressions", seg(&app))).await?;
+            if as_json {
+                return output::json(&list);
+            }
+            output::table(
+                &["ID", "MATCHES", "EXPIRES", "REVOKED", "REASON"],
+                list.iter()
+                    .map(|v| {
+                        let matches = match v["fingerprint"].as_str() {
+                            Some(fp) => fp.to_owned(),
+                            None => format!("{} in {}", s(v, "rule_id"), s(v, "path")),
+                        };
+                        vec![s(v, "id"), matches, s(v, "expires_at"), s(v, "revoked_at"), s(v, "reason")]
+                    })
+                    .collect(),
+            );
+        }
+        AppCommand::Unsuppress { app, id } => {
+            let v: Value = client
+                .send(client.request(Method::DELETE, &format!("api/v1/apps/{}/suppressions/{}", seg(&app), seg(&id)))?)
+                .await?;
+            if as_json {
+                return output::json(&v);
+            }
+            println!("suppression {} revoked", s(&v, "id"));
+        }
         AppCommand::List { folder } => {
             let mut req = client.request(Method::GET, "api/v1/apps")?;
             if let Some(f) = folder {

@@ -148,3 +148,122 @@ fn create_key(path: &Path) -> Result<()> {
     file.write_all(hex::encode(key).as_bytes())?;
     Ok(())
 }
+
+/// `gatehouse app scan`: a revision's server-side scan and verdict; exit 1 unless it passes.
+pub async fn show(
+    client: &crate::client::Client,
+    app: &str,
+    rev: &str,
+    wait: Option<String>,
+    rescan: bool,
+    as_json: bool,
+) -> Result<()> {
+    use crate::client::seg;
+    let path = format!("api/v1/apps/{}/revisions/{}/scan", seg(app), seg(rev));
+    if rescan {
+        let _: serde_json::Value = client.send(client.request(reqwest::Method::POST, &path)?).await?;
+    }
+    let deadline = match &wait {
+        Some(w) => Some(
+            std::time::Instant::now()
+                + humantime::parse_duration(w)
+                    .map_err(|e| anyhow!("--wait {w:?}: {e} (use a duration such as 60s)"))?,
+        ),
+        None => None,
+    };
+    let report: serde_json::Value = loop {
+        let report: serde_json::Value = client.get(&path).await?;
+        let pending = report["verdict"] == "pending";
+        match deadline {
+            Some(d) if pending && std::time::Instant::now() < d => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            _ => break report,
+        }
+    };
+    let verdict = report["verdict"].as_str().unwrap_or("unknown").to_owned();
+    if as_json {
+        crate::output::json(&report)?;
+    } else {
+        let s = |k: &str| crate::cmd::s(&report, k);
+        println!(
+            "revision {} ({}): {}",
+            s("revision"),
+            report["digest"].as_str().unwrap_or("").chars().take(12).collect::<String>(),
+            verdict
+        );
+        println!(
+            "scan       {} (attempts {})",
+            report["scan"]["status"].as_str().unwrap_or(""),
+            report["scan"]["attempts"]
+        );
+        if let Some(e) = report["scan"]["error"].as_str() {
+            println!("error      {e}");
+        }
+        println!("policy     blocks at {} ({})", s("block_at"), s("policy_source"));
+        println!("findings   {} blocking, {} warnings, {} suppressed", s("blocking"), s("warnings"), s("suppressed"));
+        for f in report["findings"].as_array().into_iter().flatten() {
+            let fs = |k: &str| crate::cmd::s(f, k);
+            let state = if f["blocking"] == true {
+                "blocks".to_owned()
+            } else if let Some(id) = f["suppressed_by"].as_str() {
+                format!("suppressed by {id}")
+            } else {
+                "warning".to_owned()
+            };
+            println!(
+                "  {}:{}:{}: {} {} {} [{}] fingerprint {}",
+                fs("path"),
+                fs("line"),
+                fs("column"),
+                fs("severity"),
+                fs("rule_id"),
+                fs("preview"),
+                state,
+                fs("fingerprint")
+            );
+        }
+    }
+    if verdict == "pass" { Ok(()) } else { Err(Exit(1).into()) }
+}
+
+/// `gatehouse scan-policy`.
+pub async fn run_policy(
+    cmd: crate::cli::ScanPolicyCommand,
+    client: &crate::client::Client,
+    as_json: bool,
+) -> Result<()> {
+    use crate::cli::ScanPolicyCommand;
+    use crate::client::seg;
+    let (path, level) = match cmd {
+        ScanPolicyCommand::Show => (None, None),
+        ScanPolicyCommand::Set { block_at, folder } => (Some(folder), Some(severity(block_at).as_str())),
+        ScanPolicyCommand::Clear { folder } => (Some(folder), None),
+    };
+    let policy: serde_json::Value = match path {
+        None => client.get("api/v1/scan-policy").await?,
+        Some(folder) => {
+            let url = match folder {
+                Some(f) => format!("api/v1/folders/{}/scan-policy", seg(&f)),
+                None => "api/v1/scan-policy".to_owned(),
+            };
+            client
+                .send(client.request(reqwest::Method::PUT, &url)?.json(&serde_json::json!({ "block_at": level })))
+                .await?
+        }
+    };
+    if as_json {
+        return crate::output::json(&policy);
+    }
+    println!("default    {}", crate::cmd::s(&policy, "default_block_at"));
+    println!("org        {}", policy["org_block_at"].as_str().unwrap_or("(not set)"));
+    for f in policy["folders"].as_array().into_iter().flatten() {
+        println!(
+            "{:<10} {} ({})",
+            crate::cmd::s(f, "block_at"),
+            crate::cmd::s(f, "path"),
+            crate::cmd::s(f, "folder_id")
+        );
+    }
+    Ok(())
+}

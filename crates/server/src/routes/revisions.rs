@@ -180,6 +180,9 @@ async fn push_revision(
             .await?;
     }
     tracing::info!(app = %app.id, digest = %outcome.revision.digest, created = outcome.created, by = %p.id, "revision pushed");
+    if outcome.created {
+        state.scanner.wake();
+    }
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(PushResult { revision: outcome.revision, created: outcome.created })))
 }

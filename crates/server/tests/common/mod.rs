@@ -59,7 +59,9 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
         &std::collections::HashMap::<String, String>::new(),
     )
     .unwrap();
-    let router = build_router(AppState::new(store.clone(), vault, &config).unwrap());
+    let state = AppState::new(store.clone(), vault, &config).unwrap();
+    state.scanner.clone().spawn(std::time::Duration::from_millis(200));
+    let router = build_router(state);
     TestApp { router, store, boot, config, _dir: dir, _keys: keys }
 }
 
