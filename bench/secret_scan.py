@@ -74,7 +74,8 @@ def setup():
             elif p.is_file() and (p.suffix in BINARY_SUFFIXES or p.stat().st_size > 5 * 1024 * 1024):
                 p.unlink()
         tmp.rename(corpus)
-    sh(["cargo", "build", "--release", "--locked", "-q", "-p", "gatehouse"], cwd=ROOT)
+    sh(["cargo", "build", "--release", "--locked", "-q", "-p", "gatehouse"], cwd=ROOT,
+       env={**os.environ, "CARGO_TARGET_DIR": str(TARGET)})
     key = HOME / "fingerprint.key"
     key.write_text("42" * 32)
     return {

@@ -54,6 +54,9 @@ pub enum Command {
     /// The audit log: search, verify, export.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The offline vulnerability database (OSV advisories) that dependency checks use.
+    #[command(subcommand)]
+    Advisories(AdvisoriesCommand),
     /// Which scan findings block a release: org-wide and per folder.
     #[command(subcommand)]
     ScanPolicy(ScanPolicyCommand),
@@ -63,6 +66,26 @@ pub enum Command {
     /// Break-glass operations run on the server host, directly against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisoriesCommand {
+    /// Add OSV advisories (JSON or YAML files, directories of them, or OSV `all.zip` dumps) to the
+    /// index; advisories with an id already there replace it.
+    Import {
+        /// Files, directories or .zip dumps.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The index file (default: gatehouse/advisories.jsonl.gz in the user's data directory).
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
+    /// Show what the index holds.
+    Status {
+        /// The index file.
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +155,11 @@ pub struct ScanArgs {
     /// Key for secret fingerprints (32 bytes, hex); default: a key kept in the user's config directory.
     #[arg(long)]
     pub fingerprint_key_file: Option<PathBuf>,
+    /// The advisory index for dependency checks (default: the one `gatehouse advisories import`
+    /// writes, when it exists; without one, dependencies are checked for everything but known
+    /// vulnerabilities, and a note says so).
+    #[arg(long)]
+    pub advisories: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,11 +36,14 @@ fn scan(dir: &Path, args: &[&str]) -> Output {
     if !key.exists() {
         std::fs::write(&key, "11".repeat(32)).unwrap();
     }
+    // No user-level advisory index leaks in: XDG_DATA_HOME points at an empty directory.
+    let data_home = dir.join("..").join(format!("{}.data", dir.file_name().unwrap().to_string_lossy()));
     let out = Command::new(BIN)
         .arg("scan")
         .args(args)
         .arg("--fingerprint-key-file")
         .arg(&key)
+        .env("XDG_DATA_HOME", &data_home)
         .current_dir(dir)
         .output()
         .unwrap();
@@ -219,4 +222,52 @@ fn custom_gitleaks_rules_and_clear_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+/// Dependency checks through the CLI: an advisory index imported from OSV files, then a lockfile
+/// with a known-vulnerable version blocks, and unpinned requirements are reported, not passed.
+#[test]
+fn dependencies_against_an_imported_advisory_index() {
+    let d = Dir::new();
+    d.write(
+        "advisories/GHSA-p6mc-m468-83gw.json",
+        r#"{"id":"GHSA-p6mc-m468-83gw","summary":"Prototype Pollution in lodash","database_specific":{"severity":"HIGH"},
+            "affected":[{"package":{"ecosystem":"npm","name":"lodash"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"4.17.20"}]}]}]}"#,
+    );
+    d.write("advisories/broken.json", "{ not json");
+    let index = d.path().join("osv.jsonl.gz");
+    let out = Command::new(BIN)
+        .args(["advisories", "import", "advisories", "--index"])
+        .arg(&index)
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("kept 1") && String::from_utf8_lossy(&out.stderr).contains("broken.json"), "{text}");
+
+    d.write("web/package.json", r#"{"dependencies":{"lodash":"^4.17.0","expresss":"^4"}}"#);
+    d.write(
+        "web/package-lock.json",
+        r#"{"lockfileVersion":3,"packages":{"node_modules/lodash":{"version":"4.17.15"},"node_modules/expresss":{"version":"4.0.0","hasInstallScript":true}}}"#,
+    );
+    d.write("jobs/requirements.txt", "requests>=2.0\n");
+    let out = scan(d.path(), &["--advisories", index.to_str().unwrap(), "--format", "json", "web", "--no-ignore"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"GHSA-p6mc-m468-83gw"), "{rules:?}");
+    assert!(rules.contains(&"typosquat-suspect") && rules.contains(&"install-script"), "{rules:?}");
+    let vuln = v["findings"].as_array().unwrap().iter().find(|f| f["rule_id"] == "GHSA-p6mc-m468-83gw").unwrap();
+    assert_eq!(
+        (vuln["kind"].as_str(), vuln["severity"].as_str(), vuln["path"].as_str()),
+        (Some("dependency"), Some("high"), Some("package-lock.json"))
+    );
+    assert!(vuln["title"].as_str().unwrap().contains("fixed in 4.17.20"));
+
+    // Unpinned requirements are unresolved (a warning), never silently safe; no index: a note.
+    let out = scan(d.path(), &["--format", "json", "jobs"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["findings"][0]["rule_id"], "unpinned-dependency");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no advisory index"));
 }

@@ -5,15 +5,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use gatehouse_detect::Detector;
-
 use crate::ScanError;
-use crate::report::Report;
-use crate::walk::{Limits, scan_files};
+use crate::report::{Kind, Report};
+use crate::walk::{Scan, scan_files};
 
 /// Scans the index of the repository at `repo`: each staged file's staged content, keeping only
 /// findings on lines the commit adds (an old secret elsewhere in the file is not this commit's).
-pub fn staged(det: &Detector, repo: &Path, limits: &Limits) -> Result<Report, ScanError> {
+/// A staged lockfile is analyzed whole: a commit that changes dependencies answers for them.
+pub fn staged(scan: &Scan<'_>, repo: &Path) -> Result<Report, ScanError> {
     let patch =
         git(repo, &["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--diff-filter=ACMR", "--no-renames"])?;
     let added = added_lines(&String::from_utf8_lossy(&patch));
@@ -22,10 +21,11 @@ pub fn staged(det: &Detector, repo: &Path, limits: &Limits) -> Result<Report, Sc
     }
     let blobs = staged_blobs(repo, added.keys())?;
     let files = blobs.iter().map(|(p, d)| (p.as_str(), d.as_slice()));
-    let mut report = scan_files(det, files, limits);
-    report
-        .findings
-        .retain(|f| added.get(&f.path).is_some_and(|lines| lines.range(f.line..=f.end_line).next().is_some()));
+    let mut report = scan_files(scan, files);
+    report.findings.retain(|f| {
+        f.kind == Kind::Dependency
+            || added.get(&f.path).is_some_and(|lines| lines.range(f.line..=f.end_line).next().is_some())
+    });
     Ok(report)
 }
 

@@ -6,11 +6,12 @@ mod report;
 mod sarif;
 mod walk;
 
+pub use gatehouse_deps::AdvisoryDb;
 pub use gatehouse_detect::{Detector, RuleSet, Severity};
 pub use git::staged;
 pub use report::{Finding, Kind, Policy, Report, Skipped};
 pub use sarif::to_sarif;
-pub use walk::{Limits, scan_files, scan_path};
+pub use walk::{Limits, Scan, scan_files, scan_path};
 
 /// Why a scan could not run (as opposed to what it found).
 #[derive(Debug, thiserror::Error)]
@@ -21,4 +22,6 @@ pub enum ScanError {
     Git(String),
     #[error(transparent)]
     Rules(#[from] gatehouse_detect::DetectError),
+    #[error("advisory index: {0}")]
+    Advisories(String),
 }

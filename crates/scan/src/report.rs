@@ -10,6 +10,18 @@ use crate::Severity;
 pub enum Kind {
     /// A credential in the code.
     Secret,
+    /// A dependency: known vulnerability, unpinned or unlocked package, install script, typosquat.
+    Dependency,
+}
+
+impl Kind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Dependency => "dependency",
+        }
+    }
 }
 
 /// One problem at one place. Carries no secret value: only a keyed fingerprint and a masked preview.
@@ -47,6 +59,25 @@ impl Finding {
             end_column: f.end_column,
             fingerprint: Some(f.fingerprint),
             preview: Some(f.preview),
+        }
+    }
+}
+
+impl Finding {
+    /// A finding from dependency analysis.
+    pub fn from_dependency(f: gatehouse_deps::DepFinding) -> Finding {
+        Finding {
+            kind: Kind::Dependency,
+            severity: f.severity.parse().unwrap_or(Severity::High),
+            rule_id: f.rule_id,
+            title: f.title,
+            path: f.path,
+            line: f.line,
+            column: 1,
+            end_line: f.line,
+            end_column: 1,
+            fingerprint: None,
+            preview: None,
         }
     }
 }

@@ -30,16 +30,26 @@ pub fn to_sarif(report: &Report, detector: &Detector, policy: &Policy) -> Value 
         .keys()
         .map(|id| {
             let rule = detector.rules().iter().find(|r| r.id == *id);
-            let description = rule.map_or_else(|| (*id).to_string(), |r| r.description.clone());
-            let severity = rule.map_or(Severity::High, |r| r.severity);
+            let first = report.findings.iter().find(|f| f.rule_id == *id);
+            let kind = first.map_or("secret", |f| f.kind.as_str());
+            let description = rule.map_or_else(
+                || if kind == "dependency" { format!("Dependency check {id}") } else { (*id).to_string() },
+                |r| r.description.clone(),
+            );
+            let severity = rule.map(|r| r.severity).or(first.map(|f| f.severity)).unwrap_or(Severity::High);
+            let help = if kind == "dependency" {
+                "Upgrade to a fixed version, pin the dependency in a lockfile, or remove it."
+            } else {
+                "Rotate the credential at its provider, then keep it in the Gatehouse vault and reach it through an integration instead of the code."
+            };
             json!({
                 "id": id,
                 "name": camel(id),
                 "shortDescription": {"text": format!("{description}.")},
-                "fullDescription": {"text": format!("{description} found in source code. Rotate it, then remove it from the code and its history.")},
-                "help": {"text": "Rotate the credential at its provider, then keep it in the Gatehouse vault and reach it through an integration instead of the code."},
+                "fullDescription": {"text": format!("{description}.")},
+                "help": {"text": help},
                 "defaultConfiguration": {"level": if severity >= policy.block_at { "error" } else { "warning" }},
-                "properties": {"tags": ["security", "secret"], "security-severity": security_severity(severity)},
+                "properties": {"tags": ["security", kind], "security-severity": security_severity(severity)},
             })
         })
         .collect();
@@ -51,7 +61,10 @@ pub fn to_sarif(report: &Report, detector: &Detector, policy: &Policy) -> Value 
                 "ruleId": f.rule_id,
                 "ruleIndex": fired[f.rule_id.as_str()],
                 "level": if policy.blocks(f) { "error" } else { "warning" },
-                "message": {"text": format!("{} ({}): {}.", f.title, f.severity.as_str(), f.preview.as_deref().unwrap_or("value withheld"))},
+                "message": {"text": match &f.preview {
+                    Some(p) => format!("{} ({}): {p}.", f.title, f.severity.as_str()),
+                    None => format!("{} ({}).", f.title, f.severity.as_str()),
+                }},
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": {"uri": uri(&f.path), "uriBaseId": "%SRCROOT%"},

@@ -3,10 +3,35 @@
 use std::path::Path;
 use std::sync::mpsc;
 
+use gatehouse_deps::AdvisoryDb;
 use gatehouse_detect::Detector;
 
 use crate::ScanError;
 use crate::report::{Finding, Report, Skipped};
+
+/// What a scan runs: the secret rules, the advisory index (dependency checks run without one,
+/// minus vulnerability matching), and the limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan<'a> {
+    pub detector: &'a Detector,
+    pub advisories: Option<&'a AdvisoryDb>,
+    pub limits: &'a Limits,
+}
+
+/// Whether dependency analysis wants this file.
+fn is_dependency_file(path: &str) -> bool {
+    gatehouse_deps::Format::detect(path).is_some() || path.rsplit('/').next() == Some("package.json")
+}
+
+/// Runs dependency analysis over the collected files and adds its findings and errors.
+fn add_dependencies(report: &mut Report, files: &[(String, Vec<u8>)], advisories: Option<&AdvisoryDb>) {
+    if files.is_empty() {
+        return;
+    }
+    let analysis = gatehouse_deps::analyze(files.iter().map(|(p, d)| (p.as_str(), d.as_slice())), advisories);
+    report.findings.extend(analysis.findings.into_iter().map(Finding::from_dependency));
+    report.skipped.extend(analysis.errors.into_iter().map(|e| Skipped { path: e.file, reason: e.reason }));
+}
 
 /// Bounds on what a scan reads.
 #[derive(Debug, Clone)]
@@ -63,17 +88,23 @@ fn add(report: &mut Report, outcome: Outcome) {
 }
 
 /// Scans in-memory files, such as the contents of a pushed bundle.
-pub fn scan_files<'a>(det: &Detector, files: impl IntoIterator<Item = (&'a str, &'a [u8])>, limits: &Limits) -> Report {
+pub fn scan_files<'a>(scan: &Scan<'_>, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Report {
     let mut report = Report::default();
+    let mut dependency_files = Vec::new();
     for (path, data) in files {
-        add(&mut report, scan_blob(det, path, data, limits));
+        if is_dependency_file(path) {
+            dependency_files.push((path.to_owned(), data.to_vec()));
+        }
+        add(&mut report, scan_blob(scan.detector, path, data, scan.limits));
     }
+    add_dependencies(&mut report, &dependency_files, scan.advisories);
     report.normalize();
     report
 }
 
 /// Scans a file or a directory tree (in parallel, skipping `.git`).
-pub fn scan_path(det: &Detector, root: &Path, limits: &Limits) -> Result<Report, ScanError> {
+pub fn scan_path(scan: &Scan<'_>, root: &Path) -> Result<Report, ScanError> {
+    let (det, limits) = (scan.detector, scan.limits);
     let meta = std::fs::metadata(root)
         .map_err(|e| ScanError::Read { path: root.display().to_string(), reason: e.to_string() })?;
     if meta.is_file() {
@@ -82,6 +113,9 @@ pub fn scan_path(det: &Detector, root: &Path, limits: &Limits) -> Result<Report,
         let name = root.file_name().map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
         let mut report = Report::default();
         add(&mut report, scan_blob(det, &name, &data, limits));
+        if is_dependency_file(&name) {
+            add_dependencies(&mut report, &[(name, data)], scan.advisories);
+        }
         return Ok(report);
     }
     let walker = ignore::WalkBuilder::new(root)
@@ -95,14 +129,14 @@ pub fn scan_path(det: &Detector, root: &Path, limits: &Limits) -> Result<Report,
         .threads(limits.threads.max(1))
         .filter_entry(|e| e.file_name() != ".git")
         .build_parallel();
-    let (tx, rx) = mpsc::channel::<Outcome>();
+    let (tx, rx) = mpsc::channel::<(Outcome, Option<(String, Vec<u8>)>)>();
     walker.run(|| {
         let tx = tx.clone();
         Box::new(move |entry| {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = tx.send(Outcome::Skipped(Skipped { path: String::new(), reason: e.to_string() }));
+                    let _ = tx.send((Outcome::Skipped(Skipped { path: String::new(), reason: e.to_string() }), None));
                     return ignore::WalkState::Continue;
                 }
             };
@@ -110,25 +144,36 @@ pub fn scan_path(det: &Detector, root: &Path, limits: &Limits) -> Result<Report,
                 return ignore::WalkState::Continue;
             }
             let rel = relative(root, entry.path());
+            let mut dependency = None;
             let outcome = match entry.metadata() {
                 Ok(m) if m.len() > limits.max_file_bytes => Outcome::Skipped(Skipped {
                     path: rel,
                     reason: format!("larger than {} bytes", limits.max_file_bytes),
                 }),
                 _ => match std::fs::read(entry.path()) {
-                    Ok(data) => scan_blob(det, &rel, &data, limits),
+                    Ok(data) => {
+                        let outcome = scan_blob(det, &rel, &data, limits);
+                        if is_dependency_file(&rel) {
+                            dependency = Some((rel, data));
+                        }
+                        outcome
+                    }
                     Err(e) => Outcome::Skipped(Skipped { path: rel, reason: e.to_string() }),
                 },
             };
-            let _ = tx.send(outcome);
+            let _ = tx.send((outcome, dependency));
             ignore::WalkState::Continue
         })
     });
     drop(tx);
     let mut report = Report::default();
-    for outcome in rx {
+    let mut dependency_files = Vec::new();
+    for (outcome, dependency) in rx {
         add(&mut report, outcome);
+        dependency_files.extend(dependency);
     }
+    dependency_files.sort();
+    add_dependencies(&mut report, &dependency_files, scan.advisories);
     report.normalize();
     Ok(report)
 }

@@ -54,11 +54,20 @@ pub struct ScanSettings {
     pub max_attempts: u32,
     /// Files larger than this are skipped and listed as skipped.
     pub max_file_bytes: u64,
+    /// The advisory index (from `gatehouse advisories import`) for dependency checks; without
+    /// one, dependencies are checked for everything but known vulnerabilities.
+    pub advisories: Option<PathBuf>,
 }
 
 impl Default for ScanSettings {
     fn default() -> Self {
-        Self { rules_file: None, lease: Duration::from_secs(600), max_attempts: 3, max_file_bytes: 10 * 1024 * 1024 }
+        Self {
+            rules_file: None,
+            lease: Duration::from_secs(600),
+            max_attempts: 3,
+            max_file_bytes: 10 * 1024 * 1024,
+            advisories: None,
+        }
     }
 }
 

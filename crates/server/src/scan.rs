@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_bundle::{Bundle, Limits, Node};
 use gatehouse_core::{App, FolderId, OrgId, Revision, ScanFinding, ScanRecord, ScanStatus, SuppressionId, Timestamp};
-use gatehouse_scan::{Detector, RuleSet, Severity};
+use gatehouse_scan::{AdvisoryDb, Detector, RuleSet, Scan, Severity};
 use gatehouse_store::{AuditCtx, ScanJob, ScanResult, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -27,6 +27,7 @@ pub const DEFAULT_BLOCK_AT: Severity = Severity::High;
 pub struct Scanner {
     store: Store,
     detector: Detector,
+    advisories: Option<Arc<AdvisoryDb>>,
     description: String,
     keys: Arc<AuditKeys>,
     bundle_limits: Limits,
@@ -46,11 +47,21 @@ impl Scanner {
             Some(path) => (RuleSet::load(path)?, path.display().to_string()),
             None => (RuleSet::builtin()?, "built-in rules".to_owned()),
         };
-        let description =
-            format!("gatehouse-detect {} ({} rules, {origin})", env!("CARGO_PKG_VERSION"), rules.rules.len());
+        let advisories = match &settings.advisories {
+            Some(path) => Some(Arc::new(
+                AdvisoryDb::load(path).map_err(|e| gatehouse_scan::ScanError::Advisories(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let description = format!(
+            "gatehouse-detect {} ({} rules, {origin}; {})",
+            env!("CARGO_PKG_VERSION"),
+            rules.rules.len(),
+            advisories.as_ref().map_or("no advisory index".to_owned(), |a| format!("{} advisories", a.len()))
+        );
         // The key is replaced per org before any scan; this one is never used to fingerprint.
         let detector = Detector::new(rules, [0; 32])?;
-        Ok(Self { store, detector, description, keys, bundle_limits, settings, wake: Notify::new() })
+        Ok(Self { store, detector, advisories, description, keys, bundle_limits, settings, wake: Notify::new() })
     }
 
     /// Tells the worker a scan was queued.
@@ -93,6 +104,7 @@ impl Scanner {
         let scan_limits =
             gatehouse_scan::Limits { max_file_bytes: self.settings.max_file_bytes, threads: 1, respect_ignore: false };
         let scanner = self.description.clone();
+        let advisories = self.advisories.clone();
         // Unpacking and matching are CPU work: off the async threads.
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -102,7 +114,8 @@ impl Scanner {
                 Node::File { data, .. } => Some((path, data.as_slice())),
                 _ => None,
             });
-            let report = gatehouse_scan::scan_files(&detector, files, &scan_limits);
+            let scan = Scan { detector: &detector, advisories: advisories.as_deref(), limits: &scan_limits };
+            let report = gatehouse_scan::scan_files(&scan, files);
             Ok(ScanResult {
                 findings: report.findings.into_iter().map(stored).collect(),
                 scanner,
@@ -136,7 +149,7 @@ impl Scanner {
 
 fn stored(f: gatehouse_scan::Finding) -> ScanFinding {
     ScanFinding {
-        kind: "secret".to_owned(),
+        kind: f.kind.as_str().to_owned(),
         rule_id: f.rule_id,
         title: f.title,
         severity: f.severity.as_str().to_owned(),

@@ -9,7 +9,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{Backend, TestApp, app, assert_problem, bundle, manifest};
+use common::{Backend, TestApp, app, app_with, assert_problem, bundle, manifest};
 use serde_json::{Value, json};
 
 both_backends!(
@@ -17,6 +17,7 @@ both_backends!(
     policy_follows_the_folder_tree,
     suppressions_need_reason_expiry_and_admin,
     rescans_and_old_revisions,
+    vulnerable_dependencies_block_with_an_advisory_index,
 );
 
 /// Canaries: credential-shaped values whose bytes must never come back from the API.
@@ -244,4 +245,33 @@ async fn rescans_and_old_revisions(b: Backend) {
     assert_eq!((r["verdict"].as_str(), r["scan"]["attempts"].as_i64()), (Some("pass"), Some(1)), "{r}");
     let (s, v) = t.get("/api/v1/apps/hr/revisions/99/scan", t.admin()).await;
     assert_problem(s, &v, StatusCode::NOT_FOUND, "not-found");
+}
+
+async fn vulnerable_dependencies_block_with_an_advisory_index(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("GHSA-p6mc-m468-83gw.json"),
+        r#"{"id":"GHSA-p6mc-m468-83gw","summary":"Prototype Pollution in lodash","database_specific":{"severity":"HIGH"},
+            "affected":[{"package":{"ecosystem":"npm","name":"lodash"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"4.17.20"}]}]}]}"#,
+    )
+    .unwrap();
+    let index = dir.path().join("osv.jsonl.gz");
+    gatehouse_scan::AdvisoryDb::import(&index, &[dir.path().join("GHSA-p6mc-m468-83gw.json")]).unwrap();
+    let mut config = TestApp::config_default();
+    config.scan.advisories = Some(index);
+    let t = app_with(b, config).await;
+    t.create_app("web").await;
+    let lock = |v: &str| format!(r#"{{"lockfileVersion":3,"packages":{{"node_modules/lodash":{{"version":"{v}"}}}}}}"#);
+    let pkg = r#"{"dependencies":{"lodash":"^4.17.0"}}"#;
+    push(&t, "web", &[("package.json", pkg), ("package-lock.json", &lock("4.17.15"))]).await;
+    let r = scanned(&t, "web", "head").await;
+    assert_eq!(r["verdict"], "blocked", "{r}");
+    let f = &r["findings"][0];
+    assert_eq!(
+        (f["kind"].as_str(), f["rule_id"].as_str(), f["path"].as_str()),
+        (Some("dependency"), Some("GHSA-p6mc-m468-83gw"), Some("package-lock.json"))
+    );
+    assert!(r["scan"]["scanner"].as_str().unwrap().contains("1 advisories"), "{r}");
+    push(&t, "web", &[("package.json", pkg), ("package-lock.json", &lock("4.17.21"))]).await;
+    assert_eq!(scanned(&t, "web", "head").await["verdict"], "pass");
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use gatehouse_scan::{Detector, Limits, Policy, Report, RuleSet, Severity};
+use gatehouse_scan::{AdvisoryDb, Detector, Limits, Policy, Report, RuleSet, Scan, Severity};
 
 use crate::cli::{ScanArgs, ScanFormat, SeverityArg};
 use crate::cmd::Exit;
@@ -32,11 +32,26 @@ fn scan(args: &ScanArgs, json: bool) -> Result<usize> {
     }
     let detector = Detector::new(rules, key)?;
     let limits = Limits { max_file_bytes: args.max_file_bytes, respect_ignore: !args.no_ignore, ..Limits::default() };
-    let report = if args.staged {
-        gatehouse_scan::staged(&detector, &args.path, &limits)?
-    } else {
-        gatehouse_scan::scan_path(&detector, &args.path, &limits)?
+    let advisories = match &args.advisories {
+        Some(path) => Some(AdvisoryDb::load(path)?),
+        None => {
+            let default = default_index()?;
+            if default.exists() { Some(AdvisoryDb::load(&default)?) } else { None }
+        }
     };
+    let scan = Scan { detector: &detector, advisories: advisories.as_ref(), limits: &limits };
+    let report = if args.staged {
+        gatehouse_scan::staged(&scan, &args.path)?
+    } else {
+        gatehouse_scan::scan_path(&scan, &args.path)?
+    };
+    if advisories.is_none() && report.findings.iter().any(|f| f.kind == gatehouse_scan::Kind::Dependency)
+        || advisories.is_none() && report.files_scanned > 0 && has_lockfile(&args.path)
+    {
+        eprintln!(
+            "note: no advisory index; dependencies were not checked for known vulnerabilities (see `gatehouse advisories import`)"
+        );
+    }
     let policy = Policy { block_at: severity(args.block_on) };
     let format = if json && args.format == ScanFormat::Text { ScanFormat::Json } else { args.format };
     let rendered = match format {
@@ -266,4 +281,66 @@ pub async fn run_policy(
         );
     }
     Ok(())
+}
+
+/// Whether a lockfile sits at the top of `path` (to say when vulnerability checks were skipped).
+fn has_lockfile(path: &Path) -> bool {
+    [
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "requirements.txt",
+        "poetry.lock",
+        "Pipfile.lock",
+        "Cargo.lock",
+    ]
+    .iter()
+    .any(|f| path.join(f).exists())
+}
+
+/// Where `gatehouse advisories import` keeps the index by default.
+fn default_index() -> Result<PathBuf> {
+    let dir = dirs::data_dir().ok_or_else(|| anyhow!("no data directory; pass --index"))?;
+    Ok(dir.join("gatehouse").join("advisories.jsonl.gz"))
+}
+
+/// `gatehouse advisories import|status`.
+pub fn run_advisories(cmd: crate::cli::AdvisoriesCommand, as_json: bool) -> Result<()> {
+    use crate::cli::AdvisoriesCommand;
+    match cmd {
+        AdvisoriesCommand::Import { paths, index } => {
+            let index = match index {
+                Some(i) => i,
+                None => default_index()?,
+            };
+            let report = AdvisoryDb::import(&index, &paths)?;
+            if as_json {
+                return crate::output::json(&serde_json::json!({"index": index, "report": report}));
+            }
+            println!(
+                "read {} advisories: kept {} for npm, PyPI and crates.io ({} withdrawn, never matched), {} for other ecosystems",
+                report.read, report.kept, report.withdrawn, report.other_ecosystems
+            );
+            for (file, reason) in report.errors.iter().take(20) {
+                eprintln!("skipped {file}: {reason}");
+            }
+            if report.errors.len() > 20 {
+                eprintln!("... and {} more files that are not advisories", report.errors.len() - 20);
+            }
+            println!("{} now holds {} advisories", index.display(), report.total);
+            Ok(())
+        }
+        AdvisoriesCommand::Status { index } => {
+            let index = match index {
+                Some(i) => i,
+                None => default_index()?,
+            };
+            let db = AdvisoryDb::load(&index)?;
+            if as_json {
+                return crate::output::json(&serde_json::json!({"index": index, "advisories": db.len()}));
+            }
+            println!("{}: {} advisories", index.display(), db.len());
+            Ok(())
+        }
+    }
 }
