@@ -117,6 +117,14 @@ pub enum ScanFormat {
     Sarif,
 }
 
+/// The checks `gatehouse scan` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckArg {
+    Secrets,
+    Dependencies,
+    Code,
+}
+
 /// Severities on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SeverityArg {
@@ -155,6 +163,12 @@ pub struct ScanArgs {
     /// Key for secret fingerprints (32 bytes, hex); default: a key kept in the user's config directory.
     #[arg(long)]
     pub fingerprint_key_file: Option<PathBuf>,
+    /// Which checks run: any of secrets, dependencies, code (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "secrets,dependencies,code")]
+    pub checks: Vec<CheckArg>,
+    /// Further code-pattern rules (ast-grep YAML), added to the built-in ones.
+    #[arg(long)]
+    pub pattern_rules: Option<PathBuf>,
     /// The advisory index for dependency checks (default: the one `gatehouse advisories import`
     /// writes, when it exists; without one, dependencies are checked for everything but known
     /// vulnerabilities, and a note says so).

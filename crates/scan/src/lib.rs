@@ -2,12 +2,14 @@
 //! turns what they find into one report that a policy can block on and CI tools can read.
 
 mod git;
+mod manifest;
 mod report;
 mod sarif;
 mod walk;
 
 pub use gatehouse_deps::AdvisoryDb;
 pub use gatehouse_detect::{Detector, RuleSet, Severity};
+pub use gatehouse_patterns::Patterns;
 pub use git::staged;
 pub use report::{Finding, Kind, Policy, Report, Skipped};
 pub use sarif::to_sarif;
@@ -24,4 +26,6 @@ pub enum ScanError {
     Rules(#[from] gatehouse_detect::DetectError),
     #[error("advisory index: {0}")]
     Advisories(String),
+    #[error("{0}")]
+    Patterns(String),
 }

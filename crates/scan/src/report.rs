@@ -12,6 +12,10 @@ pub enum Kind {
     Secret,
     /// A dependency: known vulnerability, unpinned or unlocked package, install script, typosquat.
     Dependency,
+    /// A dangerous code pattern (eval, shell or SQL injection, SSRF, disabled TLS checks, ...).
+    Code,
+    /// The code does something `gatehouse.toml` does not declare.
+    Manifest,
 }
 
 impl Kind {
@@ -20,6 +24,8 @@ impl Kind {
         match self {
             Kind::Secret => "secret",
             Kind::Dependency => "dependency",
+            Kind::Code => "code",
+            Kind::Manifest => "manifest",
         }
     }
 }
@@ -42,6 +48,9 @@ pub struct Finding {
     pub fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// For network calls: the URL the code reaches (manifest checks compare its host with `[egress]`).
+    #[serde(skip)]
+    pub url: Option<String>,
 }
 
 impl Finding {
@@ -59,6 +68,7 @@ impl Finding {
             end_column: f.end_column,
             fingerprint: Some(f.fingerprint),
             preview: Some(f.preview),
+            url: None,
         }
     }
 }
@@ -78,6 +88,27 @@ impl Finding {
             end_column: 1,
             fingerprint: None,
             preview: None,
+            url: None,
+        }
+    }
+}
+
+impl Finding {
+    /// A finding from code-pattern analysis.
+    pub fn from_pattern(f: gatehouse_patterns::PatternFinding) -> Finding {
+        Finding {
+            kind: Kind::Code,
+            severity: f.severity.parse().unwrap_or(Severity::High),
+            rule_id: f.rule_id,
+            title: f.title,
+            path: f.path,
+            line: f.line,
+            column: f.column,
+            end_line: f.end_line,
+            end_column: f.end_column,
+            fingerprint: None,
+            preview: None,
+            url: f.url,
         }
     }
 }

@@ -33,12 +33,17 @@ pub fn to_sarif(report: &Report, detector: &Detector, policy: &Policy) -> Value 
             let first = report.findings.iter().find(|f| f.rule_id == *id);
             let kind = first.map_or("secret", |f| f.kind.as_str());
             let description = rule.map_or_else(
-                || if kind == "dependency" { format!("Dependency check {id}") } else { (*id).to_string() },
+                || match (kind, first) {
+                    ("code", Some(f)) => f.title.clone(),
+                    _ => format!("Dependency check {id}"),
+                },
                 |r| r.description.clone(),
             );
             let severity = rule.map(|r| r.severity).or(first.map(|f| f.severity)).unwrap_or(Severity::High);
             let help = if kind == "dependency" {
                 "Upgrade to a fixed version, pin the dependency in a lockfile, or remove it."
+            } else if kind == "code" {
+                "Rewrite the code without the dangerous pattern; the rule's note in gatehouse says how."
             } else {
                 "Rotate the credential at its provider, then keep it in the Gatehouse vault and reach it through an integration instead of the code."
             };

@@ -15,11 +15,26 @@ use crate::report::{Finding, Report, Skipped};
 pub struct Scan<'a> {
     pub detector: &'a Detector,
     pub advisories: Option<&'a AdvisoryDb>,
+    /// Code-pattern rules; `None` skips pattern analysis.
+    pub patterns: Option<&'a gatehouse_patterns::Patterns>,
+    /// Run secret detection (off only for benchmarks and focused runs).
+    pub secrets: bool,
+    /// Run dependency checks.
+    pub dependencies: bool,
     pub limits: &'a Limits,
+}
+
+/// Largest source file parsed for code patterns: bigger ones are generated bundles.
+const MAX_PATTERN_BYTES: usize = 1024 * 1024;
+
+/// Third-party code inside a tree: its patterns are not the builder's to fix.
+fn is_vendored(path: &str) -> bool {
+    path.split('/').any(|c| c == "node_modules" || c == "site-packages" || c == "bower_components")
 }
 
 /// Whether dependency analysis wants this file.
 fn is_dependency_file(path: &str) -> bool {
+    // (Dependency checks are switched per scan in the callers.)
     gatehouse_deps::Format::detect(path).is_some() || path.rsplit('/').next() == Some("package.json")
 }
 
@@ -62,7 +77,8 @@ enum Outcome {
 }
 
 /// Scans `data` as the file `path`: binary content (a NUL in the first 8 KiB, as git decides) is skipped.
-fn scan_blob(det: &Detector, path: &str, data: &[u8], limits: &Limits) -> Outcome {
+fn scan_blob(scan: &Scan<'_>, path: &str, data: &[u8]) -> Outcome {
+    let limits = scan.limits;
     if data.len() as u64 > limits.max_file_bytes {
         return Outcome::Skipped(Skipped {
             path: path.to_string(),
@@ -72,7 +88,19 @@ fn scan_blob(det: &Detector, path: &str, data: &[u8], limits: &Limits) -> Outcom
     if data[..data.len().min(8192)].contains(&0) {
         return Outcome::Skipped(Skipped { path: path.to_string(), reason: "binary".into() });
     }
-    let findings = det.scan(path, data).into_iter().map(Finding::from_secret).collect();
+    let mut findings: Vec<Finding> = if scan.secrets {
+        scan.detector.scan(path, data).into_iter().map(Finding::from_secret).collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(patterns) = scan.patterns
+        && data.len() <= MAX_PATTERN_BYTES
+        && !is_vendored(path)
+        && gatehouse_patterns::language_of(path).is_some()
+        && let Ok(source) = std::str::from_utf8(data)
+    {
+        findings.extend(patterns.scan(path, source).into_iter().map(Finding::from_pattern));
+    }
     Outcome::Scanned { bytes: data.len() as u64, findings }
 }
 
@@ -91,20 +119,27 @@ fn add(report: &mut Report, outcome: Outcome) {
 pub fn scan_files<'a>(scan: &Scan<'_>, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Report {
     let mut report = Report::default();
     let mut dependency_files = Vec::new();
+    let mut manifest_text = None;
     for (path, data) in files {
-        if is_dependency_file(path) {
+        if path == gatehouse_bundle::MANIFEST_FILE {
+            manifest_text = Some(data);
+        }
+        if scan.dependencies && is_dependency_file(path) {
             dependency_files.push((path.to_owned(), data.to_vec()));
         }
-        add(&mut report, scan_blob(scan.detector, path, data, scan.limits));
+        add(&mut report, scan_blob(scan, path, data));
     }
     add_dependencies(&mut report, &dependency_files, scan.advisories);
+    if let Some(text) = manifest_text.and_then(|d| std::str::from_utf8(d).ok()) {
+        crate::manifest::apply(&mut report, text);
+    }
     report.normalize();
     report
 }
 
 /// Scans a file or a directory tree (in parallel, skipping `.git`).
 pub fn scan_path(scan: &Scan<'_>, root: &Path) -> Result<Report, ScanError> {
-    let (det, limits) = (scan.detector, scan.limits);
+    let limits = scan.limits;
     let meta = std::fs::metadata(root)
         .map_err(|e| ScanError::Read { path: root.display().to_string(), reason: e.to_string() })?;
     if meta.is_file() {
@@ -112,8 +147,8 @@ pub fn scan_path(scan: &Scan<'_>, root: &Path) -> Result<Report, ScanError> {
             .map_err(|e| ScanError::Read { path: root.display().to_string(), reason: e.to_string() })?;
         let name = root.file_name().map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
         let mut report = Report::default();
-        add(&mut report, scan_blob(det, &name, &data, limits));
-        if is_dependency_file(&name) {
+        add(&mut report, scan_blob(scan, &name, &data));
+        if scan.dependencies && is_dependency_file(&name) {
             add_dependencies(&mut report, &[(name, data)], scan.advisories);
         }
         return Ok(report);
@@ -152,8 +187,8 @@ pub fn scan_path(scan: &Scan<'_>, root: &Path) -> Result<Report, ScanError> {
                 }),
                 _ => match std::fs::read(entry.path()) {
                     Ok(data) => {
-                        let outcome = scan_blob(det, &rel, &data, limits);
-                        if is_dependency_file(&rel) {
+                        let outcome = scan_blob(scan, &rel, &data);
+                        if scan.dependencies && is_dependency_file(&rel) {
                             dependency = Some((rel, data));
                         }
                         outcome
@@ -174,6 +209,9 @@ pub fn scan_path(scan: &Scan<'_>, root: &Path) -> Result<Report, ScanError> {
     }
     dependency_files.sort();
     add_dependencies(&mut report, &dependency_files, scan.advisories);
+    if let Ok(text) = std::fs::read_to_string(root.join(gatehouse_bundle::MANIFEST_FILE)) {
+        crate::manifest::apply(&mut report, &text);
+    }
     report.normalize();
     Ok(report)
 }

@@ -57,6 +57,8 @@ pub struct ScanSettings {
     /// The advisory index (from `gatehouse advisories import`) for dependency checks; without
     /// one, dependencies are checked for everything but known vulnerabilities.
     pub advisories: Option<PathBuf>,
+    /// Further code-pattern rules (ast-grep YAML), added to the built-in ones.
+    pub pattern_rules: Option<PathBuf>,
 }
 
 impl Default for ScanSettings {
@@ -67,6 +69,7 @@ impl Default for ScanSettings {
             max_attempts: 3,
             max_file_bytes: 10 * 1024 * 1024,
             advisories: None,
+            pattern_rules: None,
         }
     }
 }

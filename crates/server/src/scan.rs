@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_bundle::{Bundle, Limits, Node};
 use gatehouse_core::{App, FolderId, OrgId, Revision, ScanFinding, ScanRecord, ScanStatus, SuppressionId, Timestamp};
-use gatehouse_scan::{AdvisoryDb, Detector, RuleSet, Scan, Severity};
+use gatehouse_scan::{AdvisoryDb, Detector, Patterns, RuleSet, Scan, Severity};
 use gatehouse_store::{AuditCtx, ScanJob, ScanResult, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -28,6 +28,7 @@ pub struct Scanner {
     store: Store,
     detector: Detector,
     advisories: Option<Arc<AdvisoryDb>>,
+    patterns: Arc<Patterns>,
     description: String,
     keys: Arc<AuditKeys>,
     bundle_limits: Limits,
@@ -53,15 +54,35 @@ impl Scanner {
             )),
             None => None,
         };
+        let mut patterns = Patterns::builtin().map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?;
+        if let Some(path) = &settings.pattern_rules {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| gatehouse_scan::ScanError::Patterns(format!("cannot read {}: {e}", path.display())))?;
+            patterns.extend(
+                Patterns::parse(&text, &path.display().to_string())
+                    .map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?,
+            );
+        }
         let description = format!(
-            "gatehouse-detect {} ({} rules, {origin}; {})",
+            "gatehouse-scan {} ({} secret rules, {origin}; {} code rules; {})",
             env!("CARGO_PKG_VERSION"),
             rules.rules.len(),
+            patterns.ids().len(),
             advisories.as_ref().map_or("no advisory index".to_owned(), |a| format!("{} advisories", a.len()))
         );
         // The key is replaced per org before any scan; this one is never used to fingerprint.
         let detector = Detector::new(rules, [0; 32])?;
-        Ok(Self { store, detector, advisories, description, keys, bundle_limits, settings, wake: Notify::new() })
+        Ok(Self {
+            store,
+            detector,
+            advisories,
+            patterns: Arc::new(patterns),
+            description,
+            keys,
+            bundle_limits,
+            settings,
+            wake: Notify::new(),
+        })
     }
 
     /// Tells the worker a scan was queued.
@@ -105,6 +126,7 @@ impl Scanner {
             gatehouse_scan::Limits { max_file_bytes: self.settings.max_file_bytes, threads: 1, respect_ignore: false };
         let scanner = self.description.clone();
         let advisories = self.advisories.clone();
+        let patterns = self.patterns.clone();
         // Unpacking and matching are CPU work: off the async threads.
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -114,7 +136,14 @@ impl Scanner {
                 Node::File { data, .. } => Some((path, data.as_slice())),
                 _ => None,
             });
-            let scan = Scan { detector: &detector, advisories: advisories.as_deref(), limits: &scan_limits };
+            let scan = Scan {
+                detector: &detector,
+                advisories: advisories.as_deref(),
+                patterns: Some(&patterns),
+                secrets: true,
+                dependencies: true,
+                limits: &scan_limits,
+            };
             let report = gatehouse_scan::scan_files(&scan, files);
             Ok(ScanResult {
                 findings: report.findings.into_iter().map(stored).collect(),

@@ -18,6 +18,7 @@ both_backends!(
     suppressions_need_reason_expiry_and_admin,
     rescans_and_old_revisions,
     vulnerable_dependencies_block_with_an_advisory_index,
+    dangerous_code_patterns_block,
 );
 
 /// Canaries: credential-shaped values whose bytes must never come back from the API.
@@ -274,4 +275,21 @@ async fn vulnerable_dependencies_block_with_an_advisory_index(b: Backend) {
     assert!(r["scan"]["scanner"].as_str().unwrap().contains("1 advisories"), "{r}");
     push(&t, "web", &[("package.json", pkg), ("package-lock.json", &lock("4.17.21"))]).await;
     assert_eq!(scanned(&t, "web", "head").await["verdict"], "pass");
+}
+
+async fn dangerous_code_patterns_block(b: Backend) {
+    let t = app(b).await;
+    t.create_app("calc").await;
+    let code = "const express = require('express');\n// eval(x) in a comment is fine\n\
+                app.post('/calc', (req, res) => res.json(eval(req.body.expr)));\n";
+    push(&t, "calc", &[("server.js", code)]).await;
+    let r = scanned(&t, "calc", "head").await;
+    assert_eq!(r["verdict"], "blocked", "{r}");
+    let f = &r["findings"][0];
+    assert_eq!(
+        (f["kind"].as_str(), f["rule_id"].as_str(), f["line"].as_i64()),
+        (Some("code"), Some("js-eval"), Some(3))
+    );
+    push(&t, "calc", &[("server.js", "app.post('/calc', (req, res) => res.json(evaluate(req.body.expr)));\n")]).await;
+    assert_eq!(scanned(&t, "calc", "head").await["verdict"], "pass");
 }

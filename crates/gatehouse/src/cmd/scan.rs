@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use gatehouse_scan::{AdvisoryDb, Detector, Limits, Policy, Report, RuleSet, Scan, Severity};
+use gatehouse_scan::{AdvisoryDb, Detector, Limits, Patterns, Policy, Report, RuleSet, Scan, Severity};
 
-use crate::cli::{ScanArgs, ScanFormat, SeverityArg};
+use crate::cli::{CheckArg, ScanArgs, ScanFormat, SeverityArg};
 use crate::cmd::Exit;
 
 /// Runs a scan; exit 1 when something blocks, 2 when the scan cannot run.
@@ -39,14 +39,32 @@ fn scan(args: &ScanArgs, json: bool) -> Result<usize> {
             if default.exists() { Some(AdvisoryDb::load(&default)?) } else { None }
         }
     };
-    let scan = Scan { detector: &detector, advisories: advisories.as_ref(), limits: &limits };
+    let patterns = if args.checks.contains(&CheckArg::Code) {
+        let mut p = Patterns::builtin()?;
+        if let Some(path) = &args.pattern_rules {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            p.extend(Patterns::parse(&text, &path.display().to_string())?);
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let scan = Scan {
+        detector: &detector,
+        advisories: advisories.as_ref(),
+        patterns: patterns.as_ref(),
+        secrets: args.checks.contains(&CheckArg::Secrets),
+        dependencies: args.checks.contains(&CheckArg::Dependencies),
+        limits: &limits,
+    };
     let report = if args.staged {
         gatehouse_scan::staged(&scan, &args.path)?
     } else {
         gatehouse_scan::scan_path(&scan, &args.path)?
     };
-    if advisories.is_none() && report.findings.iter().any(|f| f.kind == gatehouse_scan::Kind::Dependency)
-        || advisories.is_none() && report.files_scanned > 0 && has_lockfile(&args.path)
+    if scan.dependencies
+        && advisories.is_none()
+        && (report.findings.iter().any(|f| f.kind == gatehouse_scan::Kind::Dependency) || has_lockfile(&args.path))
     {
         eprintln!(
             "note: no advisory index; dependencies were not checked for known vulnerabilities (see `gatehouse advisories import`)"
