@@ -58,6 +58,21 @@ pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))[..16].to_owned()
 }
 
+fn statement_message(domain: &str, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + 1 + payload.len());
+    m.extend_from_slice(domain.as_bytes());
+    m.push(0);
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Checks a signature made by [`CheckpointSigner::sign_statement`].
+pub fn verify_statement(key: &VerifyingKey, domain: &str, payload: &[u8], signature_hex: &str) -> bool {
+    let Ok(bytes) = hex::decode(signature_hex) else { return false };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(&bytes) else { return false };
+    key.verify_strict(&statement_message(domain, payload), &sig).is_ok()
+}
+
 /// Makes checkpoints with one Ed25519 key.
 pub struct CheckpointSigner {
     key: SigningKey,
@@ -78,6 +93,12 @@ impl CheckpointSigner {
     /// The public key verifiers need.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
+    }
+
+    /// Signs another statement with the same key: `domain` (such as `gatehouse-review-v1`)
+    /// separates it from checkpoints and from other statement kinds. Returns the hex signature.
+    pub fn sign_statement(&self, domain: &str, payload: &[u8]) -> String {
+        hex::encode(self.key.sign(&statement_message(domain, payload)).to_bytes())
     }
 
     /// Signs a checkpoint over the records `first_seq..=last_seq` whose hashes are `hashes`.

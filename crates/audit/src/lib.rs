@@ -12,7 +12,7 @@ pub mod merkle;
 pub mod record;
 pub mod verify;
 
-pub use checkpoint::{Checkpoint, CheckpointSigner};
+pub use checkpoint::{Checkpoint, CheckpointSigner, key_id, verify_statement};
 pub use gatehouse_core::audit::{Actor, ActorKind, ActorRef, AuditDraft, AuditRecord, Outcome, ResourceRef};
 pub use record::{chain, parse_hash, record_hash};
 pub use verify::{Tamper, TamperKind, Verifier, VerifyReport, verify};

@@ -11,8 +11,8 @@ pub mod time;
 
 pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, SecretId, SuppressionId, TokenId};
 pub use model::{
-    ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, Revision, ScanFinding, ScanRecord,
-    ScanStatus, SecretMeta, SecretScopeKind, Suppression,
+    ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, ReviewRecord, Revision, ScanFinding,
+    ScanRecord, ScanStatus, SecretMeta, SecretScopeKind, Suppression,
 };
 pub use name::{NameError, validate_slug};
 pub use principal::{Principal, PrincipalKind, Scope, ScopeError, Sensitivity};

@@ -381,3 +381,30 @@ impl Suppression {
         }
     }
 }
+
+/// The independent review of a revision, with a signed attestation of its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReviewRecord {
+    /// `model` (a model behind an OpenAI-compatible endpoint) or `deterministic` (the scanners' rules).
+    pub reviewer: String,
+    /// The reviewing model.
+    pub model: Option<String>,
+    /// The model the revision's provenance names as its author.
+    pub generating_model: Option<String>,
+    /// `approve`, `reject`, or `error` (no valid review: never releasable).
+    pub decision: String,
+    /// The reviewer's summary, or why the review failed.
+    pub summary: String,
+    /// What the reviewer found.
+    #[schema(value_type = Vec<Object>)]
+    pub findings: serde_json::Value,
+    /// The statement that was signed (canonical JSON).
+    pub attestation: String,
+    /// Ed25519 signature (hex) over `gatehouse-review-v1 NUL attestation`, by the key at
+    /// `/api/v1/audit/public-key`.
+    pub signature: String,
+    /// The signing key's id.
+    pub key_id: String,
+    /// When.
+    pub created_at: Timestamp,
+}

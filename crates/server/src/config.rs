@@ -38,6 +38,44 @@ pub struct Config {
     pub audit: AuditSettings,
     /// Scanning of pushed revisions.
     pub scan: ScanSettings,
+    /// The independent reviewer.
+    pub review: ReviewSettings,
+}
+
+/// The independent reviewer of each revision. Without `url` and `model`, the deterministic
+/// reviewer (the scanners' rules) runs and its result is attested like a model's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewSettings {
+    /// An OpenAI-compatible API base, such as `https://api.openai.com/v1`.
+    pub url: Option<String>,
+    /// The reviewing model.
+    pub model: Option<String>,
+    /// A file holding the API key (read at start; never logged).
+    pub api_key_file: Option<PathBuf>,
+    /// How long one review may take.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Refuse a review by the same model that wrote the revision (from its provenance).
+    pub require_different_model: bool,
+    /// The organization's review policy, in words, given to the model.
+    pub policy: String,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            model: None,
+            api_key_file: None,
+            timeout: Duration::from_secs(120),
+            require_different_model: true,
+            policy: "Customer, employee and financial data may only be read through the integrations the manifest \
+                     declares and may not be sent anywhere else. Credentials come from the vault, never from code. \
+                     Authentication and authorization checks may not be weakened or removed."
+                .to_owned(),
+        }
+    }
 }
 
 /// How pushed revisions are scanned.
@@ -262,6 +300,7 @@ impl Default for Config {
             vault: VaultSettings::default(),
             audit: AuditSettings::default(),
             scan: ScanSettings::default(),
+            review: ReviewSettings::default(),
         }
     }
 }
@@ -481,6 +520,11 @@ impl Config {
 
     /// Checks values the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.review.url.is_some() != self.review.model.is_some() {
+            return Err(ConfigError::Invalid(
+                "`review.url` and `review.model` are set together or not at all".to_owned(),
+            ));
+        }
         if self.scan.max_attempts == 0 || self.scan.lease < Duration::from_secs(10) {
             return Err(ConfigError::Invalid(
                 "`scan.max_attempts` must be at least 1 and `scan.lease` at least 10s".to_owned(),
@@ -546,7 +590,9 @@ impl Config {
 
     /// This configuration with secrets masked, for printing in any format.
     pub fn masked(&self) -> Config {
-        Config { database_url: self.database_url.as_deref().map(mask_url), ..self.clone() }
+        let mut review = self.review.clone();
+        review.url = review.url.as_deref().map(mask_url);
+        Config { database_url: self.database_url.as_deref().map(mask_url), review, ..self.clone() }
     }
 }
 

@@ -63,7 +63,13 @@ impl AppState {
     /// State over `store` and `vault` with limits and the audit key file from `config`.
     pub fn new(store: Store, vault: gatehouse_vault::Vault, config: &Config) -> Result<Self, StateError> {
         let audit = std::sync::Arc::new(audit::AuditKeys::open_or_create(&config.audit_key_file())?);
-        let scanner = scan::Scanner::new(store.clone(), audit.clone(), config.limits.bundle(), config.scan.clone())?;
+        let scanner = scan::Scanner::new(
+            store.clone(),
+            audit.clone(),
+            config.limits.bundle(),
+            config.scan.clone(),
+            config.review.clone(),
+        )?;
         Ok(Self {
             vault,
             limits: config.limits.bundle(),

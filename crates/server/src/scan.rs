@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse_bundle::{Bundle, Limits, Node};
-use gatehouse_core::{App, FolderId, OrgId, Revision, ScanFinding, ScanRecord, ScanStatus, SuppressionId, Timestamp};
+use gatehouse_core::{
+    App, FolderId, OrgId, ReviewRecord, Revision, ScanFinding, ScanRecord, ScanStatus, SuppressionId, Timestamp,
+};
+use gatehouse_review::{Decision, InputFinding, ModelReviewer, ReviewError, ReviewInput};
 use gatehouse_scan::{AdvisoryDb, Detector, Patterns, RuleSet, Scan, Severity};
 use gatehouse_store::{AuditCtx, ScanJob, ScanResult, Store, StoreError};
 use serde::Serialize;
@@ -18,7 +21,7 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::audit::AuditKeys;
-use crate::config::ScanSettings;
+use crate::config::{ReviewSettings, ScanSettings};
 
 /// Findings at or above this severity block when no policy is set.
 pub const DEFAULT_BLOCK_AT: Severity = Severity::High;
@@ -29,6 +32,8 @@ pub struct Scanner {
     detector: Detector,
     advisories: Option<Arc<AdvisoryDb>>,
     patterns: Arc<Patterns>,
+    reviewer: Option<ModelReviewer>,
+    review: ReviewSettings,
     description: String,
     keys: Arc<AuditKeys>,
     bundle_limits: Limits,
@@ -43,7 +48,31 @@ impl Scanner {
         keys: Arc<AuditKeys>,
         bundle_limits: Limits,
         settings: ScanSettings,
+        review: ReviewSettings,
     ) -> Result<Self, gatehouse_scan::ScanError> {
+        let reviewer = match (&review.url, &review.model) {
+            (Some(url), Some(model)) => {
+                let key = match &review.api_key_file {
+                    Some(path) => Some(zeroize::Zeroizing::new(
+                        std::fs::read_to_string(path)
+                            .map_err(|e| {
+                                gatehouse_scan::ScanError::Patterns(format!(
+                                    "review.api_key_file {}: {e}",
+                                    path.display()
+                                ))
+                            })?
+                            .trim()
+                            .to_owned(),
+                    )),
+                    None => None,
+                };
+                Some(
+                    ModelReviewer::new(url, model, key, review.timeout)
+                        .map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?,
+                )
+            }
+            _ => None,
+        };
         let (rules, origin) = match &settings.rules_file {
             Some(path) => (RuleSet::load(path)?, path.display().to_string()),
             None => (RuleSet::builtin()?, "built-in rules".to_owned()),
@@ -77,6 +106,8 @@ impl Scanner {
             detector,
             advisories,
             patterns: Arc::new(patterns),
+            reviewer,
+            review,
             description,
             keys,
             bundle_limits,
@@ -119,16 +150,24 @@ impl Scanner {
     }
 
     async fn scan(&self, job: &ScanJob) -> Result<ScanResult, String> {
-        let archive = self.store.get_archive(&job.org_id, &job.digest).await.map_err(|e| e.to_string())?;
-        let detector = self.detector.with_fingerprint_key(self.keys.scan_fingerprint_key(&job.org_id));
+        let (org, app_id) = (&job.org_id, &job.app_id);
+        let archive = self.store.get_archive(org, &job.digest).await.map_err(|e| e.to_string())?;
+        let revision = self.store.get_revision(org, app_id, &job.digest).await.map_err(|e| e.to_string())?;
+        let app = self.store.get_app(org, app_id).await.map_err(|e| e.to_string())?;
+        let parent_archive = match &revision.parent {
+            Some(p) => Some(self.store.get_archive(org, p).await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let detector = self.detector.with_fingerprint_key(self.keys.scan_fingerprint_key(org));
         let limits = self.bundle_limits;
         let scan_limits =
             gatehouse_scan::Limits { max_file_bytes: self.settings.max_file_bytes, threads: 1, respect_ignore: false };
         let scanner = self.description.clone();
         let advisories = self.advisories.clone();
         let patterns = self.patterns.clone();
-        // Unpacking and matching are CPU work: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let (policy, app_name, digest) = (self.review.policy.clone(), app.name.clone(), job.digest.clone());
+        // Unpacking, matching and diffing are CPU work: off the async threads.
+        let (mut result, input) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let bundle =
                 Bundle::open(&archive, &limits).map_err(|e| format!("cannot open the revision's bundle: {e}"))?;
@@ -145,16 +184,82 @@ impl Scanner {
                 limits: &scan_limits,
             };
             let report = gatehouse_scan::scan_files(&scan, files);
-            Ok(ScanResult {
-                findings: report.findings.into_iter().map(stored).collect(),
+            let findings: Vec<ScanFinding> = report.findings.into_iter().map(stored).collect();
+            let parent = match parent_archive {
+                Some(a) => gatehouse_bundle::unpack(&a, &limits).map_err(|e| format!("cannot open the parent: {e}"))?,
+                None => gatehouse_bundle::Tree::default(),
+            };
+            let input = review_input(&detector, &parent, &bundle, app_name, digest, policy, &findings);
+            let result = ScanResult {
+                findings,
                 scanner,
                 files_scanned: report.files_scanned as i64,
                 bytes_scanned: report.bytes_scanned as i64,
                 duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            })
+                review: None,
+            };
+            Ok::<_, String>((result, input))
         })
         .await
-        .map_err(|e| format!("the scan task stopped: {e}"))?
+        .map_err(|e| format!("the scan task stopped: {e}"))??;
+        result.review = Some(self.review(job, revision.provenance.model.as_deref(), &input).await?);
+        Ok(result)
+    }
+
+    /// Reviews a scanned revision and signs the outcome. An unreachable model is an error the
+    /// scan is retried for; output the model should not have given is recorded as a failed
+    /// review (never releasable).
+    async fn review(
+        &self,
+        job: &ScanJob,
+        generating: Option<&str>,
+        input: &ReviewInput,
+    ) -> Result<ReviewRecord, String> {
+        let (reviewer, model, decision, summary, findings) = match &self.reviewer {
+            Some(r) => match r.review(input, generating, self.review.require_different_model).await {
+                Ok(rv) => (
+                    "model",
+                    rv.model,
+                    decision_str(rv.decision),
+                    rv.summary,
+                    serde_json::to_value(&rv.findings).unwrap_or_default(),
+                ),
+                Err(ReviewError::Unavailable(e)) => return Err(format!("reviewer unavailable: {e}")),
+                Err(e) => ("model", Some(r.model().to_owned()), "error", e.to_string(), serde_json::json!([])),
+            },
+            None => {
+                let rv = gatehouse_review::deterministic(input);
+                ("deterministic", None, decision_str(rv.decision), rv.summary, serde_json::json!([]))
+            }
+        };
+        let created_at = Timestamp::now();
+        let statement = serde_json::json!({
+            "type": "gatehouse.review/v1",
+            "org": job.org_id,
+            "app": job.app_id,
+            "revision": job.digest,
+            "reviewer": reviewer,
+            "model": model,
+            "generating_model": generating,
+            "decision": decision,
+            "summary": summary,
+            "findings": findings,
+            "reviewed_at": created_at,
+        })
+        .to_string();
+        let signature = self.keys.signer().sign_statement(REVIEW_DOMAIN, statement.as_bytes());
+        Ok(ReviewRecord {
+            reviewer: reviewer.to_owned(),
+            model,
+            generating_model: generating.map(str::to_owned),
+            decision: decision.to_owned(),
+            summary,
+            findings,
+            attestation: statement,
+            signature,
+            key_id: gatehouse_audit::key_id(&self.keys.verifying_key()),
+            created_at,
+        })
     }
 
     /// Runs the worker until the process ends: scans whatever is queued, then waits for a push
@@ -174,6 +279,78 @@ impl Scanner {
             }
         })
     }
+}
+
+/// The domain review attestations are signed under (see `gatehouse_audit::verify_statement`).
+pub const REVIEW_DOMAIN: &str = "gatehouse-review-v1";
+
+fn decision_str(d: Decision) -> &'static str {
+    match d {
+        Decision::Approve => "approve",
+        Decision::Reject => "reject",
+    }
+}
+
+/// What the reviewer reads: the diff against the parent (secrets replaced by `[REDACTED:rule]`),
+/// the manifest, the policy and the scanners' findings.
+fn review_input(
+    detector: &Detector,
+    parent: &gatehouse_bundle::Tree,
+    bundle: &Bundle,
+    app: String,
+    revision: String,
+    policy: String,
+    findings: &[ScanFinding],
+) -> ReviewInput {
+    let mut diff = String::new();
+    let mut files = Vec::new();
+    for d in gatehouse_bundle::diff::files(parent, &bundle.tree) {
+        diff.push_str(&format!("--- a/{0}\n+++ b/{0}\n", d.path));
+        match &d.unified {
+            Some(u) => diff.push_str(u),
+            None if d.binary => diff.push_str("(binary file)\n"),
+            None => diff.push_str("(file too large to show)\n"),
+        }
+        files.push(d.path);
+    }
+    let manifest = bundle.tree.file(gatehouse_bundle::MANIFEST_FILE).map(String::from_utf8_lossy).unwrap_or_default();
+    ReviewInput {
+        app,
+        revision,
+        diff: redact(detector, &diff),
+        files,
+        manifest: redact(detector, &manifest),
+        policy,
+        findings: findings
+            .iter()
+            .map(|f| InputFinding {
+                rule_id: f.rule_id.clone(),
+                severity: f.severity.clone(),
+                path: f.path.clone(),
+                line: f.line,
+                title: f.title.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Replaces every detected secret in `text` with `[REDACTED:rule]`: no secret reaches a prompt.
+fn redact(detector: &Detector, text: &str) -> String {
+    let mut spans: Vec<(usize, usize, String)> =
+        detector.scan("review-input", text.as_bytes()).into_iter().map(|f| (f.start, f.end, f.rule_id)).collect();
+    spans.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let mut out = text.to_owned();
+    let mut last_start = usize::MAX;
+    for (start, end, rule) in spans {
+        // Overlapping findings: the outer one (earlier start) is replaced after the inner.
+        let end = end.min(last_start);
+        if start >= end || !out.is_char_boundary(start) || !out.is_char_boundary(end) {
+            continue;
+        }
+        out.replace_range(start..end, &format!("[REDACTED:{rule}]"));
+        last_start = start;
+    }
+    out
 }
 
 fn stored(f: gatehouse_scan::Finding) -> ScanFinding {
@@ -236,6 +413,8 @@ pub struct ScanReport {
     pub suppressed: usize,
     /// The scan's state.
     pub scan: ScanRecord,
+    /// The independent review and its signed attestation (once scanned).
+    pub review: Option<ReviewRecord>,
     /// Every finding, in scan order.
     pub findings: Vec<ReportedFinding>,
 }
@@ -295,11 +474,16 @@ pub async fn scan_report(store: &Store, org: &OrgId, app: &App, revision: &Revis
         .collect();
     let blocking = findings.iter().filter(|f| f.blocking).count();
     let suppressed = findings.iter().filter(|f| f.suppressed_by.is_some()).count();
-    let verdict = match scan.status {
-        ScanStatus::Queued | ScanStatus::Running => Verdict::Pending,
-        ScanStatus::Failed => Verdict::Error,
-        ScanStatus::Done if blocking > 0 => Verdict::Blocked,
-        ScanStatus::Done => Verdict::Pass,
+    let review = store.get_review(org, &app.id, &revision.digest).await?;
+    // A model's rejection blocks and a failed model review is an error; the deterministic
+    // reviewer is the scanners' rules, whose findings the policy above already weighed.
+    let model_review = review.as_ref().filter(|r| r.reviewer == "model").map(|r| r.decision.as_str());
+    let verdict = match (scan.status, model_review) {
+        (ScanStatus::Queued | ScanStatus::Running, _) => Verdict::Pending,
+        (ScanStatus::Failed, _) | (ScanStatus::Done, Some("error")) => Verdict::Error,
+        (ScanStatus::Done, _) if blocking > 0 => Verdict::Blocked,
+        (ScanStatus::Done, Some("reject")) => Verdict::Blocked,
+        (ScanStatus::Done, _) => Verdict::Pass,
     };
     Ok(ScanReport {
         revision: revision.number,
@@ -311,6 +495,7 @@ pub async fn scan_report(store: &Store, org: &OrgId, app: &App, revision: &Revis
         blocking,
         suppressed,
         scan,
+        review,
         findings,
     })
 }

@@ -2,7 +2,8 @@
 //! the findings of finished scans, the blocking policy, and suppressions.
 
 use gatehouse_core::{
-    AppId, FolderId, OrgId, PrincipalId, ScanFinding, ScanRecord, ScanStatus, Suppression, SuppressionId, Timestamp,
+    AppId, FolderId, OrgId, PrincipalId, ReviewRecord, ScanFinding, ScanRecord, ScanStatus, Suppression, SuppressionId,
+    Timestamp,
 };
 
 use crate::{AuditCtx, Store, StoreError, append_audit, on_read, on_write, parse_col};
@@ -26,6 +27,8 @@ pub struct ScanResult {
     pub files_scanned: i64,
     pub bytes_scanned: i64,
     pub duration_ms: i64,
+    /// The independent review, stored with the findings.
+    pub review: Option<ReviewRecord>,
 }
 
 /// A blocking-policy row: org-wide (`folder_id` `None`) or a folder's override.
@@ -201,6 +204,9 @@ impl Store {
                 "files": result.files_scanned,
                 "duration_ms": result.duration_ms,
                 "scanner": result.scanner,
+                "review": result.review.as_ref().map(|r| serde_json::json!({
+                    "reviewer": r.reviewer, "model": r.model, "decision": r.decision,
+                })),
             }),
         );
         let now = Timestamp::now().as_millis();
@@ -259,10 +265,73 @@ impl Store {
                 });
                 qb.build().execute(&mut *tx).await?;
             }
+            sqlx::query("DELETE FROM reviews WHERE org_id = $1 AND app_id = $2 AND digest = $3")
+                .bind(org)
+                .bind(app_id)
+                .bind(&job.digest)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(r) = &result.review {
+                let findings = serde_json::to_string(&r.findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO reviews (org_id, app_id, digest, reviewer, model, generating_model, decision, summary, \
+                     findings, error, attestation, signature, key_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13)",
+                )
+                .bind(org)
+                .bind(app_id)
+                .bind(&job.digest)
+                .bind(&r.reviewer)
+                .bind(&r.model)
+                .bind(&r.generating_model)
+                .bind(&r.decision)
+                .bind(&r.summary)
+                .bind(findings)
+                .bind(&r.attestation)
+                .bind(&r.signature)
+                .bind(&r.key_id)
+                .bind(r.created_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
             append_audit!(tx, vec![event])?;
             tx.commit().await?;
             Ok(true)
         })
+    }
+
+    /// The stored review of a revision.
+    pub async fn get_review(&self, org: &OrgId, app: &AppId, digest: &str) -> Result<Option<ReviewRecord>, StoreError> {
+        type Row = (String, Option<String>, Option<String>, String, String, String, String, String, String, i64);
+        let row: Option<Row> = on_read!(self, |pool| {
+            sqlx::query_as(
+            "SELECT reviewer, model, generating_model, decision, summary, findings, attestation, signature, key_id, created_at \
+             FROM reviews WHERE org_id = $1 AND app_id = $2 AND digest = $3"
+        )
+        .bind(org.as_str())
+        .bind(app.as_str())
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?
+        });
+        row.map(
+            |(reviewer, model, generating_model, decision, summary, findings, attestation, signature, key_id, at)| {
+                Ok(ReviewRecord {
+                    reviewer,
+                    model,
+                    generating_model,
+                    decision,
+                    summary,
+                    findings: serde_json::from_str(&findings)
+                        .map_err(|e| StoreError::Corrupt(format!("column `reviews.findings`: {e}")))?,
+                    attestation,
+                    signature,
+                    key_id,
+                    created_at: Timestamp::from_millis(at),
+                })
+            },
+        )
+        .transpose()
     }
 
     /// Records a failed attempt: queued again while attempts remain, failed (and audited) after.
