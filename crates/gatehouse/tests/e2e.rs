@@ -769,6 +769,7 @@ fn pushed_secrets_block_release_through_the_cli() {
     let text = String::from_utf8_lossy(&blocked.stdout).into_owned();
     assert_eq!(blocked.status.code(), Some(1), "{text}");
     assert!(text.contains(": blocked") && text.contains("server.js:1:") && text.contains("stripe-live-key"), "{text}");
+    assert!(text.contains("review     reject by deterministic (signed, key "), "{text}");
 
     write_app(&app_dir, "", "const stripe = require('stripe')(process.env.STRIPE_KEY);\n");
     keep(user.run(&["push", app_dir.to_str().unwrap(), "-m", "key from the vault"]));

@@ -235,6 +235,23 @@ pub async fn show(
         }
         println!("policy     blocks at {} ({})", s("block_at"), s("policy_source"));
         println!("findings   {} blocking, {} warnings, {} suppressed", s("blocking"), s("warnings"), s("suppressed"));
+        let review = &report["review"];
+        if review.is_object() {
+            let by = match review["model"].as_str() {
+                Some(m) => format!("model {m}"),
+                None => review["reviewer"].as_str().unwrap_or("?").to_owned(),
+            };
+            println!(
+                "review     {} by {by} (signed, key {}): {}",
+                review["decision"].as_str().unwrap_or("?"),
+                review["key_id"].as_str().unwrap_or("?"),
+                review["summary"].as_str().unwrap_or("")
+            );
+            for f in review["findings"].as_array().into_iter().flatten() {
+                let fs = |k: &str| crate::cmd::s(f, k);
+                println!("  {}:{}: {} {} (reviewer)", fs("path"), fs("line"), fs("severity"), fs("title"));
+            }
+        }
         for f in report["findings"].as_array().into_iter().flatten() {
             let fs = |k: &str| crate::cmd::s(f, k);
             let state = if f["blocking"] == true {
