@@ -143,6 +143,13 @@ const SUPPRESSION_COLUMNS: &str =
 const FINDING_CHUNK: usize = 500;
 
 impl Store {
+    /// The audit resource for an app: its id and folder path (checks the app exists).
+    async fn app_resource(&self, org: &OrgId, app: &AppId) -> Result<gatehouse_core::audit::ResourceRef, StoreError> {
+        let current = self.get_app(org, app).await?;
+        let folder = self.get_folder(org, &current.folder_id).await?;
+        Ok(crate::apps::app_ref(&current, &folder.path))
+    }
+
     /// Claims the oldest queued scan, or one whose worker's lease (`lease_ms`) ran out. A scan
     /// already started `max_attempts` times is marked failed instead of being handed out again.
     pub async fn claim_scan(&self, lease_ms: i64, max_attempts: i64) -> Result<Option<ScanJob>, StoreError> {
@@ -186,8 +193,7 @@ impl Store {
     /// Stores a finished scan's findings. Returns false (and stores nothing) when the job is no
     /// longer this worker's: its lease ran out and another worker claimed it.
     pub async fn complete_scan(&self, job: &ScanJob, result: ScanResult, audit: &AuditCtx) -> Result<bool, StoreError> {
-        let app = self.get_app(&job.org_id, &job.app_id).await?;
-        let folder = self.get_folder(&job.org_id, &app.folder_id).await?;
+        let resource = self.app_resource(&job.org_id, &job.app_id).await?;
         let mut by_severity = serde_json::Map::new();
         for f in &result.findings {
             let n = by_severity.get(&f.severity).and_then(serde_json::Value::as_i64).unwrap_or(0);
@@ -195,7 +201,7 @@ impl Store {
         }
         let event = audit.event(
             "app.revision.scan",
-            crate::apps::app_ref(&app, &folder.path),
+            resource,
             serde_json::json!({
                 "digest": job.digest,
                 "attempt": job.attempt,
@@ -361,11 +367,10 @@ impl Store {
     }
 
     async fn finish_failed(&self, job: &ScanJob, error: &str, audit: &AuditCtx) -> Result<(), StoreError> {
-        let app = self.get_app(&job.org_id, &job.app_id).await?;
-        let folder = self.get_folder(&job.org_id, &app.folder_id).await?;
+        let resource = self.app_resource(&job.org_id, &job.app_id).await?;
         let mut event = audit.event(
             "app.revision.scan",
-            crate::apps::app_ref(&app, &folder.path),
+            resource,
             serde_json::json!({"digest": job.digest, "attempt": job.attempt, "error": error}),
         );
         event.outcome = gatehouse_core::audit::Outcome::Failed;
@@ -398,13 +403,8 @@ impl Store {
         digest: &str,
         audit: &AuditCtx,
     ) -> Result<ScanRecord, StoreError> {
-        let current = self.get_app(org, app).await?;
-        let folder = self.get_folder(org, &current.folder_id).await?;
-        let event = audit.event(
-            "app.revision.rescan",
-            crate::apps::app_ref(&current, &folder.path),
-            serde_json::json!({"digest": digest}),
-        );
+        let resource = self.app_resource(org, app).await?;
+        let event = audit.event("app.revision.rescan", resource, serde_json::json!({"digest": digest}));
         let now = Timestamp::now().as_millis();
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -562,12 +562,11 @@ impl Store {
         new: NewSuppression,
         audit: &AuditCtx,
     ) -> Result<Suppression, StoreError> {
-        let current = self.get_app(org, app).await?;
-        let folder = self.get_folder(org, &current.folder_id).await?;
+        let resource = self.app_resource(org, app).await?;
         let id = SuppressionId::generate();
         let event = audit.event(
             "app.suppression.create",
-            crate::apps::app_ref(&current, &folder.path),
+            resource,
             serde_json::json!({
                 "suppression": id.to_string(),
                 "fingerprint": new.fingerprint,
@@ -641,15 +640,14 @@ impl Store {
         by: &PrincipalId,
         audit: &AuditCtx,
     ) -> Result<Suppression, StoreError> {
-        let current = self.get_app(org, app).await?;
-        let folder = self.get_folder(org, &current.folder_id).await?;
+        let resource = self.app_resource(org, app).await?;
         let existing = self.get_suppression(org, app, id).await?;
         if existing.revoked_at.is_some() {
             return Err(StoreError::Conflict(format!("suppression `{id}` is already revoked")));
         }
         let event = audit.event(
             "app.suppression.revoke",
-            crate::apps::app_ref(&current, &folder.path),
+            resource,
             serde_json::json!({"suppression": id.to_string(), "fingerprint": existing.fingerprint, "rule_id": existing.rule_id}),
         );
         let now = Timestamp::now().as_millis();
