@@ -30,7 +30,9 @@ pub const DEFAULT_BLOCK_AT: Severity = Severity::High;
 pub struct Scanner {
     store: Store,
     detector: Detector,
-    advisories: Option<Arc<AdvisoryDb>>,
+    /// The advisory index as last loaded, with the file's modification time: reloaded when the
+    /// file changes (after `gatehouse advisories import`), without a restart.
+    advisories: std::sync::Mutex<Option<(Option<std::time::SystemTime>, Arc<AdvisoryDb>)>>,
     patterns: Arc<Patterns>,
     reviewer: Option<ModelReviewer>,
     review: ReviewSettings,
@@ -78,9 +80,11 @@ impl Scanner {
             None => (RuleSet::builtin()?, "built-in rules".to_owned()),
         };
         let advisories = match &settings.advisories {
-            Some(path) => Some(Arc::new(
-                AdvisoryDb::load(path).map_err(|e| gatehouse_scan::ScanError::Advisories(e.to_string()))?,
-            )),
+            Some(path) => {
+                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                let db = AdvisoryDb::load(path).map_err(|e| gatehouse_scan::ScanError::Advisories(e.to_string()))?;
+                Some((modified, Arc::new(db)))
+            }
             None => None,
         };
         let mut patterns = Patterns::builtin().map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?;
@@ -93,18 +97,17 @@ impl Scanner {
             );
         }
         let description = format!(
-            "gatehouse-scan {} ({} secret rules, {origin}; {} code rules; {})",
+            "gatehouse-scan {} ({} secret rules, {origin}; {} code rules",
             env!("CARGO_PKG_VERSION"),
             rules.rules.len(),
             patterns.ids().len(),
-            advisories.as_ref().map_or("no advisory index".to_owned(), |a| format!("{} advisories", a.len()))
         );
         // The key is replaced per org before any scan; this one is never used to fingerprint.
         let detector = Detector::new(rules, [0; 32])?;
         Ok(Self {
             store,
             detector,
-            advisories,
+            advisories: std::sync::Mutex::new(advisories),
             patterns: Arc::new(patterns),
             reviewer,
             review,
@@ -114,6 +117,26 @@ impl Scanner {
             settings,
             wake: Notify::new(),
         })
+    }
+
+    /// The advisory index, reloaded first if its file changed since it was read. A file that
+    /// fails to load keeps the previous index in use (and says so in the log).
+    fn current_advisories(&self) -> Option<Arc<AdvisoryDb>> {
+        let path = self.settings.advisories.as_ref()?;
+        let mut slot = self.advisories.lock().unwrap_or_else(|p| p.into_inner());
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if slot.as_ref().is_none_or(|(at, _)| *at != modified) {
+            match AdvisoryDb::load(path) {
+                Ok(db) => {
+                    tracing::info!(advisories = db.len(), path = %path.display(), "advisory index loaded");
+                    *slot = Some((modified, Arc::new(db)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "advisory index changed but cannot be read; keeping the previous one")
+                }
+            }
+        }
+        slot.as_ref().map(|(_, db)| db.clone())
     }
 
     /// Tells the worker a scan was queued.
@@ -162,8 +185,12 @@ impl Scanner {
         let limits = self.bundle_limits;
         let scan_limits =
             gatehouse_scan::Limits { max_file_bytes: self.settings.max_file_bytes, threads: 1, respect_ignore: false };
-        let scanner = self.description.clone();
-        let advisories = self.advisories.clone();
+        let advisories = self.current_advisories();
+        let scanner = format!(
+            "{}; {})",
+            self.description,
+            advisories.as_ref().map_or("no advisory index".to_owned(), |a| format!("{} advisories", a.len()))
+        );
         let patterns = self.patterns.clone();
         let (policy, app_name, digest) = (self.review.policy.clone(), app.name.clone(), job.digest.clone());
         // Unpacking, matching and diffing are CPU work: off the async threads.

@@ -275,6 +275,25 @@ async fn vulnerable_dependencies_block_with_an_advisory_index(b: Backend) {
     assert!(r["scan"]["scanner"].as_str().unwrap().contains("1 advisories"), "{r}");
     push(&t, "web", &[("package.json", pkg), ("package-lock.json", &lock("4.17.21"))]).await;
     assert_eq!(scanned(&t, "web", "head").await["verdict"], "pass");
+
+    // A new advisory imported while the server runs is used at the next scan, without a restart.
+    std::fs::write(
+        dir.path().join("GHSA-new.json"),
+        r#"{"id":"GHSA-new","summary":"newly found","database_specific":{"severity":"CRITICAL"},
+            "affected":[{"package":{"ecosystem":"npm","name":"lodash"},"ranges":[{"type":"SEMVER","events":[{"introduced":"4.17.21"},{"fixed":"4.17.22"}]}]}]}"#,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    gatehouse_scan::AdvisoryDb::import(&dir.path().join("osv.jsonl.gz"), &[dir.path().join("GHSA-new.json")]).unwrap();
+    let (s, _) = t.post("/api/v1/apps/web/revisions/head/scan", t.admin(), json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let r = scanned(&t, "web", "head").await;
+    assert_eq!(
+        (r["verdict"].as_str(), r["findings"][0]["rule_id"].as_str()),
+        (Some("blocked"), Some("GHSA-new")),
+        "{r}"
+    );
+    assert!(r["scan"]["scanner"].as_str().unwrap().contains("2 advisories"), "{r}");
 }
 
 async fn dangerous_code_patterns_block(b: Backend) {
