@@ -60,6 +60,9 @@ pub enum Command {
     /// Which scan findings block a release: org-wide and per folder.
     #[command(subcommand)]
     ScanPolicy(ScanPolicyCommand),
+    /// What the independent reviewer is told, and whether a model may review its own work.
+    #[command(subcommand)]
+    ReviewPolicy(ReviewPolicyCommand),
     /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
     /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
     Scan(ScanArgs),
@@ -86,6 +89,23 @@ pub enum AdvisoriesCommand {
         #[arg(long)]
         index: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewPolicyCommand {
+    /// Show the policy in force (the org's, or the server's default).
+    Show,
+    /// Set the org's policy from a text file (admin).
+    Set {
+        /// A file holding the policy in words.
+        #[arg(long)]
+        file: PathBuf,
+        /// Let the model that wrote a revision review it too.
+        #[arg(long)]
+        allow_self_review: bool,
+    },
+    /// Return to the server's default policy (admin).
+    Clear,
 }
 
 #[derive(Debug, Subcommand)]

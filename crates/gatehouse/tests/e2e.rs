@@ -799,6 +799,11 @@ fn pushed_secrets_block_release_through_the_cli() {
     assert!(String::from_utf8_lossy(&audit.stdout).contains("revoked at Stripe"));
     keep(user.run(&["scan-policy", "set", "critical", "--folder", "/"]));
     keep(user.run(&["scan-policy", "show"]));
+    let policy_file = data.path().join("policy.txt");
+    std::fs::write(&policy_file, "Refund data stays in Salesforce.\n").unwrap();
+    let policy = keep(user.run(&["review-policy", "set", "--file", policy_file.to_str().unwrap()]));
+    assert!(String::from_utf8_lossy(&policy.stdout).contains("Refund data stays in Salesforce."));
+    assert!(String::from_utf8_lossy(&policy.stdout).contains("source     org"));
 
     let stderr = server.stderr.clone();
     assert!(server.stop().success());

@@ -251,6 +251,7 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/api/v1/apps/{app}/revisions/{rev}/scan") => "app.revision.rescan",
         ("PUT", "/api/v1/scan-policy") | ("PUT", "/api/v1/folders/{folder}/scan-policy") => "scan.policy.set",
         ("POST", "/api/v1/apps/{app}/suppressions") => "app.suppression.create",
+        ("PUT", "/api/v1/review-policy") => "review.policy.set",
         ("DELETE", "/api/v1/apps/{app}/suppressions/{id}") => "app.suppression.revoke",
         ("GET", _) | ("HEAD", _) | ("OPTIONS", _) => return None,
         _ => "api.unknown",

@@ -144,6 +144,11 @@ impl Scanner {
         self.wake.notify_one();
     }
 
+    /// The server's default review policy (used by orgs that set none).
+    pub fn default_review(&self) -> &ReviewSettings {
+        &self.review
+    }
+
     /// The compiled rules, for rendering reports.
     pub fn detector(&self) -> &Detector {
         &self.detector
@@ -192,7 +197,13 @@ impl Scanner {
             advisories.as_ref().map_or("no advisory index".to_owned(), |a| format!("{} advisories", a.len()))
         );
         let patterns = self.patterns.clone();
-        let (policy, app_name, digest) = (self.review.policy.clone(), app.name.clone(), job.digest.clone());
+        // The org's own review policy, else the server's.
+        let org_policy = self.store.review_policy(org).await.map_err(|e| e.to_string())?;
+        let (policy, require_different) = match org_policy {
+            Some(p) => (p.policy, p.require_different_model),
+            None => (self.review.policy.clone(), self.review.require_different_model),
+        };
+        let (app_name, digest) = (app.name.clone(), job.digest.clone());
         // Unpacking, matching and diffing are CPU work: off the async threads.
         let (mut result, input) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -229,7 +240,7 @@ impl Scanner {
         })
         .await
         .map_err(|e| format!("the scan task stopped: {e}"))??;
-        result.review = Some(self.review(job, revision.provenance.model.as_deref(), &input).await?);
+        result.review = Some(self.review(job, revision.provenance.model.as_deref(), &input, require_different).await?);
         Ok(result)
     }
 
@@ -241,9 +252,10 @@ impl Scanner {
         job: &ScanJob,
         generating: Option<&str>,
         input: &ReviewInput,
+        require_different_model: bool,
     ) -> Result<ReviewRecord, String> {
         let (reviewer, model, decision, summary, findings) = match &self.reviewer {
-            Some(r) => match r.review(input, generating, self.review.require_different_model).await {
+            Some(r) => match r.review(input, generating, require_different_model).await {
                 Ok(rv) => (
                     "model",
                     rv.model,

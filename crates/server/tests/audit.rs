@@ -148,6 +148,15 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
         )
         .await;
     ok("DELETE", "/api/v1/apps/{app}/suppressions/{id}", "app.suppression.revoke", s, &v);
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/review-policy",
+            Some(&admin),
+            Some(json!({"policy": "No PII leaves declared integrations."})),
+        )
+        .await;
+    ok("PUT", "/api/v1/review-policy", "review.policy.set", s, &v);
     let (s, p) =
         t.post("/api/v1/principals", &admin, json!({"kind": "service", "name": "etl", "max_scope": "push"})).await;
     ok("POST", "/api/v1/principals", "principal.create", s, &p);

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 both_backends!(
     model_rejection_blocks_and_is_attested,
     bad_output_and_self_review_never_pass,
-    deterministic_without_a_model
+    deterministic_without_a_model,
+    an_orgs_own_review_policy,
 );
 
 const CANARY: &str = "sk_live_Q7vN3kPw2XrT5mYb7LcD4hFa";
@@ -171,4 +172,35 @@ async fn deterministic_without_a_model(b: Backend) {
     assert_eq!((r["verdict"].as_str(), r["review"]["reviewer"].as_str()), (Some("pass"), Some("deterministic")), "{r}");
     assert_eq!(r["review"]["decision"], "approve");
     assert!(!r["review"]["signature"].as_str().unwrap().is_empty());
+}
+
+async fn an_orgs_own_review_policy(b: Backend) {
+    let (url, seen) = model_server().await;
+    let t = with_model(b, Some(&url), "strict").await;
+    let (_, p) = t.get("/api/v1/review-policy", t.admin()).await;
+    assert_eq!(
+        (p["source"].as_str(), p["require_different_model"].as_bool(), p["model"].as_str()),
+        (Some("default"), Some(true), Some("strict"))
+    );
+    let (s, p) = t
+        .call(
+            Method::PUT,
+            "/api/v1/review-policy",
+            Some(t.admin()),
+            Some(json!({"policy": "Payroll data never leaves the HR integration.", "require_different_model": false})),
+        )
+        .await;
+    assert_eq!((s, p["source"].as_str()), (StatusCode::OK, Some("org")), "{p}");
+    t.create_app("hr").await;
+    // The org allows self-review: the writing model may review, and the policy is in the prompt.
+    push(&t, "hr", "const ok = 1;\n", Some("strict")).await;
+    let r = report(&t, "hr").await;
+    assert_eq!((r["verdict"].as_str(), r["review"]["decision"].as_str()), (Some("pass"), Some("approve")), "{r}");
+    let prompt = seen.lock().unwrap().last().unwrap()["messages"][1]["content"].as_str().unwrap().to_owned();
+    assert!(prompt.contains("Payroll data never leaves the HR integration."), "{prompt}");
+    // Empty text is refused; clearing returns to the defaults.
+    let (s, _) = t.call(Method::PUT, "/api/v1/review-policy", Some(t.admin()), Some(json!({"policy": ""}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, p) = t.call(Method::PUT, "/api/v1/review-policy", Some(t.admin()), Some(json!({"policy": null}))).await;
+    assert_eq!((s, p["source"].as_str()), (StatusCode::OK, Some("default")));
 }

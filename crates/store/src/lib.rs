@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
 pub use revisions::{NewRevision, PushOutcome};
-pub use scans::{NewSuppression, ScanJob, ScanPolicyRow, ScanResult};
+pub use scans::{NewSuppression, ReviewPolicyRow, ScanJob, ScanPolicyRow, ScanResult};
 pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
 
 /// Runs `$body` with `$pool` bound to the pool for reads.

@@ -671,3 +671,80 @@ impl Store {
         self.get_suppression(org, app, id).await
     }
 }
+
+/// An organization's review policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewPolicyRow {
+    pub policy: String,
+    pub require_different_model: bool,
+    pub updated_at: Timestamp,
+    pub updated_by: PrincipalId,
+}
+
+impl Store {
+    /// The org's review policy, when it has set one.
+    pub async fn review_policy(&self, org: &OrgId) -> Result<Option<ReviewPolicyRow>, StoreError> {
+        let row: Option<(String, bool, i64, String)> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT policy, require_different_model, updated_at, updated_by FROM review_policies WHERE org_id = $1"
+        )
+        .bind(org.as_str())
+        .fetch_optional(pool)
+        .await?);
+        row.map(|(policy, require_different_model, at, by)| {
+            Ok(ReviewPolicyRow {
+                policy,
+                require_different_model,
+                updated_at: Timestamp::from_millis(at),
+                updated_by: parse_col("review_policies.updated_by", &by)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets the org's review policy (`None` returns to the server's defaults).
+    pub async fn set_review_policy(
+        &self,
+        org: &OrgId,
+        policy: Option<(&str, bool)>,
+        by: &PrincipalId,
+        audit: &AuditCtx,
+    ) -> Result<(), StoreError> {
+        let event = audit.event(
+            if policy.is_some() { "review.policy.set" } else { "review.policy.clear" },
+            crate::resource("org", org.as_str()),
+            match policy {
+                Some((text, different)) => serde_json::json!({"policy": text, "require_different_model": different}),
+                None => serde_json::json!({}),
+            },
+        );
+        let now = Timestamp::now().as_millis();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            match policy {
+                Some((text, different)) => {
+                    sqlx::query(
+                        "INSERT INTO review_policies (org_id, policy, require_different_model, updated_at, updated_by) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO UPDATE SET policy = $2, \
+                         require_different_model = $3, updated_at = $4, updated_by = $5",
+                    )
+                    .bind(org.as_str())
+                    .bind(text)
+                    .bind(different)
+                    .bind(now)
+                    .bind(by.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM review_policies WHERE org_id = $1")
+                        .bind(org.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

@@ -379,3 +379,35 @@ pub fn run_advisories(cmd: crate::cli::AdvisoriesCommand, as_json: bool) -> Resu
         }
     }
 }
+
+/// `gatehouse review-policy`.
+pub async fn run_review_policy(
+    cmd: crate::cli::ReviewPolicyCommand,
+    client: &crate::client::Client,
+    as_json: bool,
+) -> Result<()> {
+    use crate::cli::ReviewPolicyCommand;
+    let body = match cmd {
+        ReviewPolicyCommand::Show => None,
+        ReviewPolicyCommand::Set { file, allow_self_review } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(serde_json::json!({"policy": text, "require_different_model": !allow_self_review}))
+        }
+        ReviewPolicyCommand::Clear => Some(serde_json::json!({"policy": null})),
+    };
+    let policy: serde_json::Value = match body {
+        None => client.get("api/v1/review-policy").await?,
+        Some(b) => client.send(client.request(reqwest::Method::PUT, "api/v1/review-policy")?.json(&b)).await?,
+    };
+    if as_json {
+        return crate::output::json(&policy);
+    }
+    println!("source     {}", crate::cmd::s(&policy, "source"));
+    println!(
+        "reviewer   {}",
+        policy["model"].as_str().map_or("deterministic (no model configured)".to_owned(), |m| format!("model {m}"))
+    );
+    println!("self-review {}", if policy["require_different_model"] == true { "refused" } else { "allowed" });
+    println!("\n{}", crate::cmd::s(&policy, "policy"));
+    Ok(())
+}

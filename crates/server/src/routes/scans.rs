@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_folder_policy))
         .routes(routes!(list_suppressions, create_suppression))
         .routes(routes!(revoke_suppression))
+        .routes(routes!(get_review_policy, set_review_policy))
 }
 
 /// A revision's scan: status, findings (masked, never a secret value), and the release verdict
@@ -241,4 +242,73 @@ async fn revoke_suppression(
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
     Ok(Json(state.store.revoke_suppression(&p.org_id, &app.id, &id, &p.id, &auth.audit()).await?))
+}
+
+/// What the independent reviewer is told, and whether a model may review its own work.
+#[derive(Serialize, ToSchema)]
+pub struct ReviewPolicy {
+    /// The policy in words, given to the reviewing model.
+    pub policy: String,
+    /// Refuse a review by the model that wrote the revision (from its provenance).
+    pub require_different_model: bool,
+    /// `org` when the org set it, `default` for the server's configuration.
+    pub source: String,
+    /// The reviewing model, when one is configured (else the deterministic reviewer runs).
+    pub model: Option<String>,
+}
+
+/// A review policy to set; `null` policy returns the org to the server's defaults.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetReviewPolicy {
+    #[schema(nullable, max_length = 8000)]
+    pub policy: Option<String>,
+    /// Default true.
+    pub require_different_model: Option<bool>,
+}
+
+async fn review_policy(state: &AppState, org: &gatehouse_core::OrgId) -> ApiResult<ReviewPolicy> {
+    let defaults = state.scanner.default_review();
+    Ok(match state.store.review_policy(org).await? {
+        Some(p) => ReviewPolicy {
+            policy: p.policy,
+            require_different_model: p.require_different_model,
+            source: "org".into(),
+            model: defaults.model.clone(),
+        },
+        None => ReviewPolicy {
+            policy: defaults.policy.clone(),
+            require_different_model: defaults.require_different_model,
+            source: "default".into(),
+            model: defaults.model.clone(),
+        },
+    })
+}
+
+/// Show the review policy the org's revisions are reviewed under.
+#[utoipa::path(get, path = "/api/v1/review-policy", tag = "scans", responses((status = 200, body = ReviewPolicy)))]
+async fn get_review_policy(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<ReviewPolicy>> {
+    Ok(Json(review_policy(&state, &auth.principal().org_id).await?))
+}
+
+/// Set the org's review policy (or clear it with a `null` policy). Applies from the next scan.
+#[utoipa::path(put, path = "/api/v1/review-policy", tag = "scans", request_body = SetReviewPolicy,
+    responses((status = 200, body = ReviewPolicy), (status = 403, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn set_review_policy(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(req): ApiJson<SetReviewPolicy>,
+) -> ApiResult<Json<ReviewPolicy>> {
+    let p = auth.principal();
+    let policy = match req.policy.as_deref().map(str::trim) {
+        Some(text)
+            if text.is_empty() || text.chars().count() > 8000 || text.chars().any(|c| c.is_control() && c != '\n') =>
+        {
+            return Err(ApiError::Unprocessable("`policy` must be 1 to 8000 characters of text".into()));
+        }
+        Some(text) => Some((text, req.require_different_model.unwrap_or(true))),
+        None => None,
+    };
+    state.store.set_review_policy(&p.org_id, policy, &p.id, &auth.audit()).await?;
+    Ok(Json(review_policy(&state, &p.org_id).await?))
 }
