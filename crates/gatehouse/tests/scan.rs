@@ -112,12 +112,17 @@ fn finds_blocks_and_reports_in_every_format() {
 #[test]
 fn sarif_is_valid_sarif_2_1_0() {
     let d = planted();
+    // One finding of every kind: secrets (above), a dependency and a code pattern.
+    d.write("jobs/requirements.txt", "requests>=2\n");
+    d.write("jobs/calc.py", "def calc(expr):\n    return eval(expr)\n");
     let out = scan(d.path(), &["--format", "sarif", "-o", "out.sarif", "."]);
     assert_eq!(out.status.code(), Some(1));
     let sarif: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("out.sarif")).unwrap()).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 5);
+    let rules: Vec<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"unpinned-dependency") && rules.contains(&"py-eval-exec"), "{rules:?}");
     assert!(results.iter().any(|r| r["level"] == "warning") && results.iter().any(|r| r["level"] == "error"));
     let region = &results[0]["locations"][0]["physicalLocation"]["region"];
     assert!(region["startLine"].as_u64().unwrap() >= 1 && region["endColumn"].as_u64().unwrap() > 1);
