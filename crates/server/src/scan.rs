@@ -374,22 +374,49 @@ fn review_input(
 }
 
 /// Replaces every detected secret in `text` with `[REDACTED:rule]`: no secret reaches a prompt.
+/// Overlapping findings (a password inside a private key block) are merged first, so no part of
+/// the outer secret survives around the inner one's marker.
 fn redact(detector: &Detector, text: &str) -> String {
     let mut spans: Vec<(usize, usize, String)> =
         detector.scan("review-input", text.as_bytes()).into_iter().map(|f| (f.start, f.end, f.rule_id)).collect();
-    spans.sort_by_key(|s| std::cmp::Reverse(s.0));
-    let mut out = text.to_owned();
-    let mut last_start = usize::MAX;
+    spans.sort_by_key(|s| s.0);
+    let mut merged: Vec<(usize, usize, String)> = Vec::with_capacity(spans.len());
     for (start, end, rule) in spans {
-        // Overlapping findings: the outer one (earlier start) is replaced after the inner.
-        let end = end.min(last_start);
-        if start >= end || !out.is_char_boundary(start) || !out.is_char_boundary(end) {
-            continue;
+        match merged.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end, rule)),
         }
+    }
+    let mut out = text.to_owned();
+    for (start, end, rule) in merged.into_iter().rev() {
+        // Findings fall on character boundaries (they come from byte regexes over UTF-8 text
+        // matching ASCII-delimited tokens); widen rather than skip if one ever does not.
+        let start = (0..=start).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
+        let end = (end..=out.len()).find(|&i| out.is_char_boundary(i)).unwrap_or(out.len());
         out.replace_range(start..end, &format!("[REDACTED:{rule}]"));
-        last_start = start;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_leaves_no_part_of_a_secret() {
+        let detector = Detector::builtin([0; 32]).unwrap();
+        let key_body = "MIIEpAIBAAKCAQEAn6O8li4SX4m98LLYtPKSzEmQ9ZBD7Loh9P13f4yQ92EF3yxR5MsXFu9PRsrYQA7";
+        let text = format!(
+            "+const k = `-----BEGIN RSA PRIVATE KEY-----\n{key_body}\npassword = \"Zq8vN3kPw2XrT5mYb7!\"\n{key_body}\n-----END RSA PRIVATE KEY-----`;\n\
+             +const gh = 'ghp_Q7vN3kPw2XrT5mYb7LcD4hFaB1cD2eF3gH4k'; // é\n"
+        );
+        let out = redact(&detector, &text);
+        for leaked in [key_body, "Zq8vN3kPw2XrT5mYb7", "Q7vN3kPw2XrT5mYb7LcD4hF"] {
+            assert!(!out.contains(leaked), "{leaked} survived: {out}");
+        }
+        assert!(out.contains("[REDACTED:private-key]") && out.contains("[REDACTED:github-pat]"), "{out}");
+        assert!(out.ends_with("// é\n"), "text around secrets is kept: {out}");
+    }
 }
 
 fn stored(f: gatehouse_scan::Finding) -> ScanFinding {
