@@ -112,11 +112,13 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
         config.audit.exports.clone(),
         std::time::Duration::from_secs(1),
     );
-    let scanner = state.scanner.clone().spawn(std::time::Duration::from_secs(2));
+    let scanners = state.scanner.clone().spawn_workers(config.scan.workers, std::time::Duration::from_secs(2));
     let router = build_router(state);
     gatehouse_server::serve(listener, router, shutdown).await?;
     maintenance.abort();
-    scanner.abort();
+    for s in scanners {
+        s.abort();
+    }
     for e in exports {
         e.abort();
     }

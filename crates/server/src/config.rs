@@ -97,6 +97,8 @@ pub struct ScanSettings {
     pub advisories: Option<PathBuf>,
     /// Further code-pattern rules (ast-grep YAML), added to the built-in ones.
     pub pattern_rules: Option<PathBuf>,
+    /// Scans this server runs at once (a slow model review holds one worker, not the queue).
+    pub workers: u32,
 }
 
 impl Default for ScanSettings {
@@ -108,6 +110,7 @@ impl Default for ScanSettings {
             max_file_bytes: 10 * 1024 * 1024,
             advisories: None,
             pattern_rules: None,
+            workers: 2,
         }
     }
 }
@@ -529,6 +532,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "`scan.max_attempts` must be at least 1 and `scan.lease` at least 10s".to_owned(),
             ));
+        }
+        if !(1..=64).contains(&self.scan.workers) {
+            return Err(ConfigError::Invalid("`scan.workers` must be 1 to 64".to_owned()));
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))

@@ -303,7 +303,12 @@ impl Scanner {
 
     /// Runs the worker until the process ends: scans whatever is queued, then waits for a push
     /// (or polls, for scans queued by other instances or left behind by a crash).
-    pub fn spawn(self: Arc<Self>, poll: Duration) -> tokio::task::JoinHandle<()> {
+    /// `n` of them share the queue (claims are compare-and-set, so they never take the same scan).
+    pub fn spawn_workers(self: Arc<Self>, n: u32, poll: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..n.max(1)).map(|_| self.clone().worker(poll)).collect()
+    }
+
+    fn worker(self: Arc<Self>, poll: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 match self.run_once().await {

@@ -19,6 +19,7 @@ both_backends!(
     rescans_and_old_revisions,
     vulnerable_dependencies_block_with_an_advisory_index,
     dangerous_code_patterns_block,
+    several_workers_scan_each_revision_once,
 );
 
 /// Canaries: credential-shaped values whose bytes must never come back from the API.
@@ -311,4 +312,28 @@ async fn dangerous_code_patterns_block(b: Backend) {
     );
     push(&t, "calc", &[("server.js", "app.post('/calc', (req, res) => res.json(evaluate(req.body.expr)));\n")]).await;
     assert_eq!(scanned(&t, "calc", "head").await["verdict"], "pass");
+}
+
+async fn several_workers_scan_each_revision_once(b: Backend) {
+    let mut config = TestApp::config_default();
+    config.scan.workers = 4;
+    let t = app_with(b, config).await;
+    for app in ["w1", "w2", "w3"] {
+        t.create_app(app).await;
+        for n in 0..3 {
+            push(&t, app, &[("lib.py", &format!("VALUE = {n}\n"))]).await;
+        }
+    }
+    for app in ["w1", "w2", "w3"] {
+        for rev in ["1", "2", "3"] {
+            let r = scanned(&t, app, rev).await;
+            assert_eq!(
+                (r["verdict"].as_str(), r["scan"]["attempts"].as_i64()),
+                (Some("pass"), Some(1)),
+                "{app}@{rev}: {r}"
+            );
+        }
+    }
+    let (_, records) = t.get("/api/v1/audit/events?action=app.revision.scan&limit=100", t.admin()).await;
+    assert_eq!(records.as_array().unwrap().len(), 9, "each revision scanned exactly once");
 }

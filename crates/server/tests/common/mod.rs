@@ -60,7 +60,7 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
     )
     .unwrap();
     let state = AppState::new(store.clone(), vault, &config).unwrap();
-    state.scanner.clone().spawn(std::time::Duration::from_millis(200));
+    state.scanner.clone().spawn_workers(config.scan.workers, std::time::Duration::from_millis(200));
     let router = build_router(state);
     TestApp { router, store, boot, config, _dir: dir, _keys: keys }
 }
