@@ -42,13 +42,22 @@ pub struct Analysis {
 const POPULAR_NPM: &str = include_str!("../data/popular-npm.txt");
 const POPULAR_PYPI: &str = include_str!("../data/popular-pypi.txt");
 
-fn popular(eco: Ecosystem) -> HashSet<String> {
-    let list = match eco {
-        Ecosystem::Npm => POPULAR_NPM,
-        Ecosystem::PyPI => POPULAR_PYPI,
-        Ecosystem::CratesIo => "",
-    };
+fn parse_list(list: &str, eco: Ecosystem) -> HashSet<String> {
     list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| eco.normalize(l)).collect()
+}
+
+/// The popular names of an ecosystem, parsed once per process.
+fn popular(eco: Ecosystem) -> &'static HashSet<String> {
+    static NPM: std::sync::LazyLock<HashSet<String>> =
+        std::sync::LazyLock::new(|| parse_list(POPULAR_NPM, Ecosystem::Npm));
+    static PYPI: std::sync::LazyLock<HashSet<String>> =
+        std::sync::LazyLock::new(|| parse_list(POPULAR_PYPI, Ecosystem::PyPI));
+    static NONE: std::sync::LazyLock<HashSet<String>> = std::sync::LazyLock::new(HashSet::new);
+    match eco {
+        Ecosystem::Npm => &NPM,
+        Ecosystem::PyPI => &PYPI,
+        Ecosystem::CratesIo => &NONE,
+    }
 }
 
 /// Whether `a` and `b` differ by exactly one insertion, deletion, substitution or swap of
@@ -85,8 +94,6 @@ pub fn analyze<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>, db: Opt
     let mut analysis = Analysis::default();
     let mut locked_by_dir: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut manifests: Vec<(&str, &[u8])> = Vec::new();
-    let popular_npm = popular(Ecosystem::Npm);
-    let popular_pypi = popular(Ecosystem::PyPI);
     for (path, data) in files {
         let name = path.rsplit('/').next().unwrap_or(path);
         if name == "package.json" && !path.contains("node_modules/") {
@@ -111,12 +118,7 @@ pub fn analyze<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>, db: Opt
         }
         for l in &locked {
             check_package(l, path, db, &mut analysis);
-            let popular = match l.ecosystem {
-                Ecosystem::Npm => &popular_npm,
-                Ecosystem::PyPI => &popular_pypi,
-                Ecosystem::CratesIo => continue,
-            };
-            if let Some(target) = typosquat_of(&l.ecosystem.normalize(&l.name), popular) {
+            if let Some(target) = typosquat_of(&l.ecosystem.normalize(&l.name), popular(l.ecosystem)) {
                 analysis.findings.push(DepFinding {
                     rule_id: "typosquat-suspect".into(),
                     title: format!(
@@ -236,13 +238,13 @@ mod tests {
     #[test]
     fn typosquats_are_flagged_and_popular_names_are_not() {
         let npm = popular(Ecosystem::Npm);
-        assert_eq!(typosquat_of("expresss", &npm), Some("express"));
-        assert_eq!(typosquat_of("reqeust", &npm), Some("request"));
-        assert_eq!(typosquat_of("preact", &npm), None, "itself popular");
-        assert_eq!(typosquat_of("left-pad", &npm), None);
+        assert_eq!(typosquat_of("expresss", npm), Some("express"));
+        assert_eq!(typosquat_of("reqeust", npm), Some("request"));
+        assert_eq!(typosquat_of("preact", npm), None, "itself popular");
+        assert_eq!(typosquat_of("left-pad", npm), None);
         let py = popular(Ecosystem::PyPI);
-        assert_eq!(typosquat_of(&Ecosystem::PyPI.normalize("reqests"), &py), Some("requests"));
-        assert_eq!(typosquat_of("urllib4", &py), Some("urllib3"));
+        assert_eq!(typosquat_of(&Ecosystem::PyPI.normalize("reqests"), py), Some("requests"));
+        assert_eq!(typosquat_of("urllib4", py), Some("urllib3"));
     }
 
     #[test]

@@ -135,6 +135,30 @@ impl Detector {
         hits.into_iter().map(|h| self.finding(path, data, h, 0, 0, &mut lines)).collect()
     }
 
+    /// `text` with every detected secret replaced by `[REDACTED:rule]` (for prompts and other
+    /// text that leaves the process). Overlapping findings (a password inside a private key
+    /// block) are merged first, so no part of the outer secret survives around the inner one.
+    pub fn redact(&self, text: &str) -> String {
+        let mut spans: Vec<(usize, usize, String)> =
+            self.scan("redact", text.as_bytes()).into_iter().map(|f| (f.start, f.end, f.rule_id)).collect();
+        spans.sort_by_key(|s| s.0);
+        let mut merged: Vec<(usize, usize, String)> = Vec::with_capacity(spans.len());
+        for (start, end, rule) in spans {
+            match merged.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end, rule)),
+            }
+        }
+        let mut out = text.to_owned();
+        for (start, end, rule) in merged.into_iter().rev() {
+            // Byte regexes can in principle end inside a character; widen rather than skip.
+            let start = (0..=start).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
+            let end = (end..=out.len()).find(|&i| out.is_char_boundary(i)).unwrap_or(out.len());
+            out.replace_range(start..end, &format!("[REDACTED:{rule}]"));
+        }
+        out
+    }
+
     /// Starts a streaming scan of one input delivered in chunks.
     pub fn stream(&self, path: &str) -> StreamScanner<'_> {
         StreamScanner {
@@ -627,6 +651,22 @@ mod tests {
             assert_eq!(spans, expected, "chunk {chunk}");
             assert_eq!(got, whole, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn redaction_leaves_no_part_of_a_secret() {
+        let detector = Detector::builtin([0; 32]).unwrap();
+        let key_body = "MIIEpAIBAAKCAQEAn6O8li4SX4m98LLYtPKSzEmQ9ZBD7Loh9P13f4yQ92EF3yxR5MsXFu9PRsrYQA7";
+        let text = format!(
+            "+const k = `-----BEGIN RSA PRIVATE KEY-----\n{key_body}\npassword = \"Zq8vN3kPw2XrT5mYb7!\"\n{key_body}\n-----END RSA PRIVATE KEY-----`;\n\
+             +const gh = 'ghp_Q7vN3kPw2XrT5mYb7LcD4hFaB1cD2eF3gH4k'; // é\n"
+        );
+        let out = detector.redact(&text);
+        for leaked in [key_body, "Zq8vN3kPw2XrT5mYb7", "Q7vN3kPw2XrT5mYb7LcD4hF"] {
+            assert!(!out.contains(leaked), "{leaked} survived: {out}");
+        }
+        assert!(out.contains("[REDACTED:private-key]") && out.contains("[REDACTED:github-pat]"), "{out}");
+        assert!(out.ends_with("// é\n"), "text around secrets is kept: {out}");
     }
 
     #[test]

@@ -110,6 +110,14 @@ impl Patterns {
         Ok(all)
     }
 
+    /// Reads and parses a rule file.
+    pub fn load(path: &std::path::Path) -> Result<Patterns, PatternError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PatternError { origin: origin.clone(), reason: format!("cannot read it: {e}") })?;
+        Patterns::parse(&text, &origin)
+    }
+
     /// Parses a rule file (YAML documents separated by `---`).
     pub fn parse(text: &str, origin: &str) -> Result<Patterns, PatternError> {
         let err = |reason: String| PatternError { origin: origin.to_owned(), reason };

@@ -25,7 +25,7 @@ pub enum ScanError {
     #[error(transparent)]
     Rules(#[from] gatehouse_detect::DetectError),
     #[error("advisory index: {0}")]
-    Advisories(String),
-    #[error("{0}")]
-    Patterns(String),
+    Advisories(#[from] gatehouse_deps::DbError),
+    #[error(transparent)]
+    Patterns(#[from] gatehouse_patterns::PatternError),
 }

@@ -39,11 +39,11 @@ fn is_dependency_file(path: &str) -> bool {
 }
 
 /// Runs dependency analysis over the collected files and adds its findings and errors.
-fn add_dependencies(report: &mut Report, files: &[(String, Vec<u8>)], advisories: Option<&AdvisoryDb>) {
+fn add_dependencies<D: AsRef<[u8]>>(report: &mut Report, files: &[(String, D)], advisories: Option<&AdvisoryDb>) {
     if files.is_empty() {
         return;
     }
-    let analysis = gatehouse_deps::analyze(files.iter().map(|(p, d)| (p.as_str(), d.as_slice())), advisories);
+    let analysis = gatehouse_deps::analyze(files.iter().map(|(p, d)| (p.as_str(), d.as_ref())), advisories);
     report.findings.extend(analysis.findings.into_iter().map(Finding::from_dependency));
     report.skipped.extend(analysis.errors.into_iter().map(|e| Skipped { path: e.file, reason: e.reason }));
 }
@@ -125,7 +125,7 @@ pub fn scan_files<'a>(scan: &Scan<'_>, files: impl IntoIterator<Item = (&'a str,
             manifest_text = Some(data);
         }
         if scan.dependencies && is_dependency_file(path) {
-            dependency_files.push((path.to_owned(), data.to_vec()));
+            dependency_files.push((path.to_owned(), data));
         }
         add(&mut report, scan_blob(scan, path, data));
     }

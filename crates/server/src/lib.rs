@@ -57,6 +57,8 @@ pub enum StateError {
     KeyFile(#[from] audit::KeyFileError),
     #[error("scan rules: {0}")]
     Rules(#[from] gatehouse_scan::ScanError),
+    #[error("review: {0}")]
+    Reviewer(String),
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ use gatehouse_bundle::{Bundle, Limits, Node};
 use gatehouse_core::{
     App, FolderId, OrgId, ReviewRecord, Revision, ScanFinding, ScanRecord, ScanStatus, SuppressionId, Timestamp,
 };
-use gatehouse_review::{Decision, InputFinding, ModelReviewer, ReviewError, ReviewInput};
+use gatehouse_review::{InputFinding, ModelReviewer, ReviewError, ReviewInput};
 use gatehouse_scan::{AdvisoryDb, Detector, Patterns, RuleSet, Scan, Severity};
 use gatehouse_store::{AuditCtx, ScanJob, ScanResult, Store, StoreError};
 use serde::Serialize;
@@ -22,6 +22,9 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditKeys;
 use crate::config::{ReviewSettings, ScanSettings};
+
+/// How long a failed scan waits per attempt made before it is tried again.
+const RETRY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Findings at or above this severity block when no policy is set.
 pub const DEFAULT_BLOCK_AT: Severity = Severity::High;
@@ -51,50 +54,40 @@ impl Scanner {
         bundle_limits: Limits,
         settings: ScanSettings,
         review: ReviewSettings,
-    ) -> Result<Self, gatehouse_scan::ScanError> {
+    ) -> Result<Self, crate::StateError> {
         let reviewer = match (&review.url, &review.model) {
             (Some(url), Some(model)) => {
                 let key = match &review.api_key_file {
-                    Some(path) => Some(zeroize::Zeroizing::new(
-                        std::fs::read_to_string(path)
-                            .map_err(|e| {
-                                gatehouse_scan::ScanError::Patterns(format!(
-                                    "review.api_key_file {}: {e}",
-                                    path.display()
-                                ))
-                            })?
-                            .trim()
-                            .to_owned(),
-                    )),
+                    Some(path) => {
+                        let key = std::fs::read_to_string(path).map_err(|e| {
+                            crate::StateError::Reviewer(format!("cannot read api_key_file {}: {e}", path.display()))
+                        })?;
+                        Some(zeroize::Zeroizing::new(key.trim().to_owned()))
+                    }
                     None => None,
                 };
                 Some(
                     ModelReviewer::new(url, model, key, review.timeout)
-                        .map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?,
+                        .map_err(|e| crate::StateError::Reviewer(e.to_string()))?,
                 )
             }
             _ => None,
         };
         let (rules, origin) = match &settings.rules_file {
-            Some(path) => (RuleSet::load(path)?, path.display().to_string()),
-            None => (RuleSet::builtin()?, "built-in rules".to_owned()),
+            Some(path) => (RuleSet::load(path).map_err(gatehouse_scan::ScanError::from)?, path.display().to_string()),
+            None => (RuleSet::builtin().map_err(gatehouse_scan::ScanError::from)?, "built-in rules".to_owned()),
         };
         let advisories = match &settings.advisories {
             Some(path) => {
                 let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-                let db = AdvisoryDb::load(path).map_err(|e| gatehouse_scan::ScanError::Advisories(e.to_string()))?;
+                let db = AdvisoryDb::load(path).map_err(gatehouse_scan::ScanError::from)?;
                 Some((modified, Arc::new(db)))
             }
             None => None,
         };
-        let mut patterns = Patterns::builtin().map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?;
+        let mut patterns = Patterns::builtin().map_err(gatehouse_scan::ScanError::from)?;
         if let Some(path) = &settings.pattern_rules {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| gatehouse_scan::ScanError::Patterns(format!("cannot read {}: {e}", path.display())))?;
-            patterns.extend(
-                Patterns::parse(&text, &path.display().to_string())
-                    .map_err(|e| gatehouse_scan::ScanError::Patterns(e.to_string()))?,
-            );
+            patterns.extend(Patterns::load(path).map_err(gatehouse_scan::ScanError::from)?);
         }
         let description = format!(
             "gatehouse-scan {} ({} secret rules, {origin}; {} code rules",
@@ -103,7 +96,7 @@ impl Scanner {
             patterns.ids().len(),
         );
         // The key is replaced per org before any scan; this one is never used to fingerprint.
-        let detector = Detector::new(rules, [0; 32])?;
+        let detector = Detector::new(rules, [0; 32]).map_err(gatehouse_scan::ScanError::from)?;
         Ok(Self {
             store,
             detector,
@@ -119,24 +112,36 @@ impl Scanner {
         })
     }
 
-    /// The advisory index, reloaded first if its file changed since it was read. A file that
-    /// fails to load keeps the previous index in use (and says so in the log).
-    fn current_advisories(&self) -> Option<Arc<AdvisoryDb>> {
-        let path = self.settings.advisories.as_ref()?;
-        let mut slot = self.advisories.lock().unwrap_or_else(|p| p.into_inner());
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if slot.as_ref().is_none_or(|(at, _)| *at != modified) {
-            match AdvisoryDb::load(path) {
-                Ok(db) => {
-                    tracing::info!(advisories = db.len(), path = %path.display(), "advisory index loaded");
-                    *slot = Some((modified, Arc::new(db)));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "advisory index changed but cannot be read; keeping the previous one")
-                }
+    /// The advisory index, reloaded first if its file changed since it was read. Loading runs
+    /// off the async threads and without the lock held; a file that fails to load keeps the
+    /// previous index in use (and says so in the log).
+    async fn current_advisories(&self) -> Option<Arc<AdvisoryDb>> {
+        let path = self.settings.advisories.clone()?;
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let loaded = {
+            let slot = self.advisories.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some((at, db)) if *at == modified => return Some(db.clone()),
+                other => other.map(|(_, db)| db.clone()),
+            }
+        };
+        let shown = path.display().to_string();
+        match tokio::task::spawn_blocking(move || AdvisoryDb::load(&path)).await {
+            Ok(Ok(db)) => {
+                tracing::info!(advisories = db.len(), path = %shown, "advisory index loaded");
+                let db = Arc::new(db);
+                *self.advisories.lock().unwrap_or_else(|p| p.into_inner()) = Some((modified, db.clone()));
+                Some(db)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "advisory index changed but cannot be read; keeping the previous one");
+                loaded
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "advisory index reload stopped; keeping the previous one");
+                loaded
             }
         }
-        slot.as_ref().map(|(_, db)| db.clone())
     }
 
     /// Tells the worker a scan was queued.
@@ -149,16 +154,12 @@ impl Scanner {
         &self.review
     }
 
-    /// The compiled rules, for rendering reports.
-    pub fn detector(&self) -> &Detector {
-        &self.detector
-    }
-
     /// Claims and runs one scan; false when none was waiting.
     pub async fn run_once(&self) -> Result<bool, StoreError> {
         let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
         let max = i64::from(self.settings.max_attempts);
-        let Some(job) = self.store.claim_scan(lease, max).await? else { return Ok(false) };
+        let retry = i64::try_from(RETRY_BACKOFF.as_millis()).unwrap_or(i64::MAX);
+        let Some(job) = self.store.claim_scan(lease, retry, max).await? else { return Ok(false) };
         let audit = AuditCtx::system(&job.org_id, "scanner");
         match self.scan(&job).await {
             Ok(result) => {
@@ -190,7 +191,7 @@ impl Scanner {
         let limits = self.bundle_limits;
         let scan_limits =
             gatehouse_scan::Limits { max_file_bytes: self.settings.max_file_bytes, threads: 1, respect_ignore: false };
-        let advisories = self.current_advisories();
+        let advisories = self.current_advisories().await;
         let scanner = format!(
             "{}; {})",
             self.description,
@@ -259,7 +260,7 @@ impl Scanner {
                 Ok(rv) => (
                     "model",
                     rv.model,
-                    decision_str(rv.decision),
+                    rv.decision.as_str(),
                     rv.summary,
                     serde_json::to_value(&rv.findings).unwrap_or_default(),
                 ),
@@ -268,7 +269,7 @@ impl Scanner {
             },
             None => {
                 let rv = gatehouse_review::deterministic(input);
-                ("deterministic", None, decision_str(rv.decision), rv.summary, serde_json::json!([]))
+                ("deterministic", None, rv.decision.as_str(), rv.summary, serde_json::json!([]))
             }
         };
         let created_at = Timestamp::now();
@@ -328,13 +329,6 @@ impl Scanner {
 /// The domain review attestations are signed under (see `gatehouse_audit::verify_statement`).
 pub const REVIEW_DOMAIN: &str = "gatehouse-review-v1";
 
-fn decision_str(d: Decision) -> &'static str {
-    match d {
-        Decision::Approve => "approve",
-        Decision::Reject => "reject",
-    }
-}
-
 /// What the reviewer reads: the diff against the parent (secrets replaced by `[REDACTED:rule]`),
 /// the manifest, the policy and the scanners' findings.
 fn review_input(
@@ -361,9 +355,9 @@ fn review_input(
     ReviewInput {
         app,
         revision,
-        diff: redact(detector, &diff),
+        diff: detector.redact(&diff),
         files,
-        manifest: redact(detector, &manifest),
+        manifest: detector.redact(&manifest),
         policy,
         findings: findings
             .iter()
@@ -375,52 +369,6 @@ fn review_input(
                 title: f.title.clone(),
             })
             .collect(),
-    }
-}
-
-/// Replaces every detected secret in `text` with `[REDACTED:rule]`: no secret reaches a prompt.
-/// Overlapping findings (a password inside a private key block) are merged first, so no part of
-/// the outer secret survives around the inner one's marker.
-fn redact(detector: &Detector, text: &str) -> String {
-    let mut spans: Vec<(usize, usize, String)> =
-        detector.scan("review-input", text.as_bytes()).into_iter().map(|f| (f.start, f.end, f.rule_id)).collect();
-    spans.sort_by_key(|s| s.0);
-    let mut merged: Vec<(usize, usize, String)> = Vec::with_capacity(spans.len());
-    for (start, end, rule) in spans {
-        match merged.last_mut() {
-            Some(last) if start < last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end, rule)),
-        }
-    }
-    let mut out = text.to_owned();
-    for (start, end, rule) in merged.into_iter().rev() {
-        // Findings fall on character boundaries (they come from byte regexes over UTF-8 text
-        // matching ASCII-delimited tokens); widen rather than skip if one ever does not.
-        let start = (0..=start).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
-        let end = (end..=out.len()).find(|&i| out.is_char_boundary(i)).unwrap_or(out.len());
-        out.replace_range(start..end, &format!("[REDACTED:{rule}]"));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redaction_leaves_no_part_of_a_secret() {
-        let detector = Detector::builtin([0; 32]).unwrap();
-        let key_body = "MIIEpAIBAAKCAQEAn6O8li4SX4m98LLYtPKSzEmQ9ZBD7Loh9P13f4yQ92EF3yxR5MsXFu9PRsrYQA7";
-        let text = format!(
-            "+const k = `-----BEGIN RSA PRIVATE KEY-----\n{key_body}\npassword = \"Zq8vN3kPw2XrT5mYb7!\"\n{key_body}\n-----END RSA PRIVATE KEY-----`;\n\
-             +const gh = 'ghp_Q7vN3kPw2XrT5mYb7LcD4hFaB1cD2eF3gH4k'; // é\n"
-        );
-        let out = redact(&detector, &text);
-        for leaked in [key_body, "Zq8vN3kPw2XrT5mYb7", "Q7vN3kPw2XrT5mYb7LcD4hF"] {
-            assert!(!out.contains(leaked), "{leaked} survived: {out}");
-        }
-        assert!(out.contains("[REDACTED:private-key]") && out.contains("[REDACTED:github-pat]"), "{out}");
-        assert!(out.ends_with("// é\n"), "text around secrets is kept: {out}");
     }
 }
 
@@ -539,7 +487,8 @@ pub async fn scan_report(store: &Store, org: &OrgId, app: &App, revision: &Revis
         .into_iter()
         .map(|finding| {
             let suppressed_by = suppressions.iter().find(|s| s.covers(&finding, now)).map(|s| s.id.clone());
-            let at_level = finding.severity.parse::<Severity>().is_ok_and(|s| s >= block_at);
+            // An unreadable severity blocks: the gate fails closed.
+            let at_level = finding.severity.parse::<Severity>().map_or(true, |s| s >= block_at);
             ReportedFinding { blocking: at_level && suppressed_by.is_none(), suppressed_by, finding }
         })
         .collect();

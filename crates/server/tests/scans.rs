@@ -247,6 +247,20 @@ async fn rescans_and_old_revisions(b: Backend) {
     assert_eq!((r["verdict"].as_str(), r["scan"]["attempts"].as_i64()), (Some("pass"), Some(1)), "{r}");
     let (s, v) = t.get("/api/v1/apps/hr/revisions/99/scan", t.admin()).await;
     assert_problem(s, &v, StatusCode::NOT_FOUND, "not-found");
+
+    // A scan that failed an attempt and went back to the queue waits before it is retried
+    // (30 s per attempt), instead of being retried at once in a loop.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    t.store
+        .raw_sql_for_test(&format!("UPDATE scans SET status = 'queued', attempts = 1, started_at = {now}"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (_, r) = t.get("/api/v1/apps/hr/revisions/head/scan", t.admin()).await;
+    assert_eq!(r["verdict"], "pending", "retried inside its back-off: {r}");
+    t.store.raw_sql_for_test("UPDATE scans SET started_at = 0").await.unwrap();
+    let r = scanned(&t, "hr", "head").await;
+    assert_eq!((r["verdict"].as_str(), r["scan"]["attempts"].as_i64()), (Some("pass"), Some(2)), "{r}");
 }
 
 async fn vulnerable_dependencies_block_with_an_advisory_index(b: Backend) {

@@ -151,15 +151,26 @@ impl Store {
     }
 
     /// Claims the oldest queued scan, or one whose worker's lease (`lease_ms`) ran out. A scan
-    /// already started `max_attempts` times is marked failed instead of being handed out again.
-    pub async fn claim_scan(&self, lease_ms: i64, max_attempts: i64) -> Result<Option<ScanJob>, StoreError> {
+    /// that failed and went back to the queue waits `retry_ms` times its attempts since its last
+    /// start, so an outage is not retried in a tight loop. A scan already started
+    /// `max_attempts` times is marked failed instead of being handed out again.
+    pub async fn claim_scan(
+        &self,
+        lease_ms: i64,
+        retry_ms: i64,
+        max_attempts: i64,
+    ) -> Result<Option<ScanJob>, StoreError> {
         loop {
             let now = Timestamp::now().as_millis();
             let candidate: Option<(String, String, String, String, i64)> = on_read!(self, |pool| sqlx::query_as(
                 "SELECT org_id, app_id, digest, status, attempts FROM scans \
-                 WHERE status = 'queued' OR (status = 'running' AND started_at < $1) ORDER BY queued_at LIMIT 1"
+                 WHERE (status = 'queued' AND (started_at IS NULL OR started_at + attempts * $2 <= $3)) \
+                    OR (status = 'running' AND started_at < $1) \
+                 ORDER BY queued_at LIMIT 1"
             )
             .bind(now - lease_ms)
+            .bind(retry_ms)
+            .bind(now)
             .fetch_optional(pool)
             .await?);
             let Some((org, app, digest, status, attempts)) = candidate else { return Ok(None) };

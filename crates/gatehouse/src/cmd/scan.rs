@@ -42,8 +42,7 @@ fn scan(args: &ScanArgs, json: bool) -> Result<usize> {
     let patterns = if args.checks.contains(&CheckArg::Code) {
         let mut p = Patterns::builtin()?;
         if let Some(path) = &args.pattern_rules {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            p.extend(Patterns::parse(&text, &path.display().to_string())?);
+            p.extend(Patterns::load(path)?);
         }
         Some(p)
     } else {

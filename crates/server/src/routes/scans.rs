@@ -15,7 +15,7 @@ use super::folders::resolve_folder;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read, Write};
-use crate::scan::{DEFAULT_BLOCK_AT, ScanReport, effective_policy, scan_report};
+use crate::scan::{DEFAULT_BLOCK_AT, ScanReport, scan_report};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -148,8 +148,6 @@ async fn set_folder_policy(
     let p = auth.principal();
     let folder = resolve_folder(&state.store, &p.org_id, &folder).await?;
     state.store.set_scan_policy(&p.org_id, Some(&folder.id), req.block_at.as_deref(), &p.id, &auth.audit()).await?;
-    // Answer with the effective level for the folder too, via the policy listing.
-    let _ = effective_policy(&state.store, &p.org_id, &folder.id).await?;
     Ok(Json(policy(&state, &p.org_id).await?))
 }
 
