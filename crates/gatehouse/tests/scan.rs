@@ -181,6 +181,13 @@ fn staged_scans_only_what_the_commit_adds() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let paths: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["new.js"]);
+    // A staged file over the size limit is skipped and listed as skipped.
+    d.write("big.js", &format!("const t = \"{GH_TOKEN}\";\n{}", "// padding\n".repeat(200)));
+    git(d.path(), &["add", "big.js"]);
+    let out = scan(d.path(), &["--staged", "--format", "json", "--max-file-bytes", "1000"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["path"] != "big.js"), "{v}");
+    assert_eq!(v["skipped"][0]["path"], "big.js", "{v}");
     // Outside a repository: a clear error, exit 2.
     let plain = Dir::new();
     let out = scan(plain.path(), &["--staged"]);

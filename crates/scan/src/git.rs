@@ -19,9 +19,14 @@ pub fn staged(scan: &Scan<'_>, repo: &Path) -> Result<Report, ScanError> {
     if added.is_empty() {
         return Ok(Report::default());
     }
-    let blobs = staged_blobs(repo, added.keys())?;
+    let (blobs, too_large) = staged_blobs(repo, added.keys(), scan.limits.max_file_bytes)?;
     let files = blobs.iter().map(|(p, d)| (p.as_str(), d.as_slice()));
     let mut report = scan_files(scan, files);
+    report.skipped.extend(too_large.into_iter().map(|path| crate::report::Skipped {
+        path,
+        reason: format!("larger than {} bytes", scan.limits.max_file_bytes),
+    }));
+    report.normalize();
     report.findings.retain(|f| {
         f.kind == Kind::Dependency
             || added.get(&f.path).is_some_and(|lines| lines.range(f.line..=f.end_line).next().is_some())
@@ -43,8 +48,12 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, ScanError> {
     Ok(out.stdout)
 }
 
-/// The staged content of each path, read in one `git cat-file --batch`.
-fn staged_blobs<'a>(repo: &Path, paths: impl Iterator<Item = &'a String>) -> Result<Vec<(String, Vec<u8>)>, ScanError> {
+/// Staged contents, and the paths too large to read.
+type Blobs = (Vec<(String, Vec<u8>)>, Vec<String>);
+
+/// The staged content of each path, read in one `git cat-file --batch`; blobs larger than
+/// `max_bytes` are skipped without being held in memory.
+fn staged_blobs<'a>(repo: &Path, paths: impl Iterator<Item = &'a String>, max_bytes: u64) -> Result<Blobs, ScanError> {
     let paths: Vec<String> = paths.cloned().collect();
     let mut child = Command::new("git")
         .arg("-C")
@@ -61,6 +70,7 @@ fn staged_blobs<'a>(repo: &Path, paths: impl Iterator<Item = &'a String>) -> Res
     let stdout = child.stdout.take().ok_or_else(|| ScanError::Git("no stdout".into()))?;
     let mut reader = BufReader::new(stdout);
     let mut out = Vec::new();
+    let mut too_large = Vec::new();
     for path in paths.iter().filter(|p| !p.contains('\n')) {
         let mut header = String::new();
         reader.read_line(&mut header).map_err(|e| ScanError::Git(e.to_string()))?;
@@ -69,16 +79,23 @@ fn staged_blobs<'a>(repo: &Path, paths: impl Iterator<Item = &'a String>) -> Res
         if kind != Some("blob") {
             continue; // "missing" (a submodule or a path git cannot resolve)
         }
-        let size: usize =
+        let size: u64 =
             size.and_then(|s| s.parse().ok()).ok_or_else(|| ScanError::Git(format!("bad header {header:?}")))?;
-        let mut data = vec![0; size + 1];
+        if size > max_bytes {
+            // Drain the blob and its newline from the stream without keeping it.
+            std::io::copy(&mut (&mut reader).take(size + 1), &mut std::io::sink())
+                .map_err(|e| ScanError::Git(e.to_string()))?;
+            too_large.push(path.clone());
+            continue;
+        }
+        let mut data = vec![0; usize::try_from(size).unwrap_or(usize::MAX - 1) + 1];
         reader.read_exact(&mut data).map_err(|e| ScanError::Git(e.to_string()))?;
         data.pop();
         out.push((path.clone(), data));
     }
     let _ = writer.join();
     let _ = child.wait();
-    Ok(out)
+    Ok((out, too_large))
 }
 
 /// Lines added per file, from a `-U0` patch.
