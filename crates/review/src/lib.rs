@@ -208,7 +208,7 @@ impl ModelReviewer {
         if let Some(key) = &self.key {
             req = req.bearer_auth(key.as_str());
         }
-        let res = req.send().await.map_err(|e| ReviewError::Unavailable(describe(&e)))?;
+        let res = req.send().await.map_err(|e| ReviewError::Unavailable(describe(e)))?;
         let status = res.status();
         let bytes = read_capped(res).await?;
         if !status.is_success() {
@@ -236,20 +236,21 @@ fn same_model(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// What went wrong, without the URL: a configured endpoint may carry a credential in its
+/// user-info or query string, and this text reaches logs and the scan's stored error.
+fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "the endpoint did not answer in time".into()
     } else if e.is_connect() {
         "cannot connect to the endpoint".into()
     } else {
-        // reqwest errors can carry the URL; ours holds no credential, but keep it short.
-        clip(&e.to_string(), 200)
+        clip(&e.without_url().to_string(), 200)
     }
 }
 
 async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, ReviewError> {
     let mut out = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| ReviewError::Unavailable(describe(&e)))? {
+    while let Some(chunk) = res.chunk().await.map_err(|e| ReviewError::Unavailable(describe(e)))? {
         if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(ReviewError::InvalidOutput(format!("the response is larger than {MAX_RESPONSE_BYTES} bytes")));
         }
@@ -408,6 +409,19 @@ mod tests {
             title: "t".into(),
         });
         assert_eq!(deterministic(&i).decision, Decision::Reject);
+    }
+
+    #[tokio::test]
+    async fn errors_never_carry_the_endpoint_url() {
+        let r = ModelReviewer::new(
+            "ftp://svc:s3cr3t-pass@models.internal/v1?key=k3y-in-query",
+            "m",
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let err = r.review(&input(), None, true).await.unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t-pass") && !err.contains("k3y-in-query"), "{err}");
     }
 
     #[test]
