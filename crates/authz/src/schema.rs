@@ -70,7 +70,8 @@ mod tests {
     #[test]
     fn schema_parses_and_covers_every_kind() {
         let text = cedar_schema_text();
-        Schema::from_cedarschema_str(&text).unwrap();
+        let (_schema, warnings) = Schema::from_cedarschema_str(&text).unwrap();
+        assert_eq!(warnings.count(), 0);
         for k in [
             ResourceKind::Org,
             ResourceKind::Folder,
