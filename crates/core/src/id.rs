@@ -120,6 +120,14 @@ define_id!(
     /// Identifies a suppression of a scan finding.
     SuppressionId, "sup", "suppression"
 );
+define_id!(
+    /// Identifies a group of principals.
+    GroupId, "grp", "group"
+);
+define_id!(
+    /// Identifies a role granted on a folder.
+    RoleBindingId, "rb", "role binding"
+);
 
 #[cfg(test)]
 mod tests {

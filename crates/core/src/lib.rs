@@ -2,14 +2,16 @@
 //!
 //! Every other crate depends on this one; it depends on none of ours.
 
+mod access;
 pub mod audit;
 pub mod id;
-pub mod model;
+mod model;
 pub mod name;
 pub mod principal;
 pub mod time;
 
-pub use id::{AppId, FolderId, IdError, OrgId, PrincipalId, SecretId, SuppressionId, TokenId};
+pub use access::{CustomRole, Group, Guardrail, RoleBinding, SubjectRef};
+pub use id::{AppId, FolderId, GroupId, IdError, OrgId, PrincipalId, RoleBindingId, SecretId, SuppressionId, TokenId};
 pub use model::{
     ApiToken, App, AppStatus, Folder, NewToken, Org, PrincipalRecord, Provenance, ReviewRecord, Revision, ScanFinding,
     ScanRecord, ScanStatus, SecretMeta, SecretScopeKind, Suppression,

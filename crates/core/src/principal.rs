@@ -159,6 +159,9 @@ pub struct Principal {
     pub scope: Scope,
     /// Whether the principal's org is the operator org, whose admins may create other orgs.
     pub operator: bool,
+    /// The version of the org's access-control data when the credential was checked; a server
+    /// whose cached snapshot is older reloads it before deciding.
+    pub authz_version: i64,
 }
 
 impl Principal {

@@ -221,6 +221,10 @@ pub(crate) struct Seen {
     /// Keyed hash of a token that failed to authenticate, so investigators can ask whether a
     /// given leaked token was tried, without the log holding it.
     pub rejected_token: Option<Vec<u8>>,
+    /// Whether the handler made an authorization decision (a response without one is withheld).
+    pub authorized: bool,
+    /// The deciding policies and reason of a denial, for the record.
+    pub denial: Option<serde_json::Value>,
 }
 
 /// Shared between the layer and the extractor for one request.
@@ -253,6 +257,16 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/api/v1/apps/{app}/suppressions") => "app.suppression.create",
         ("PUT", "/api/v1/review-policy") => "review.policy.set",
         ("DELETE", "/api/v1/apps/{app}/suppressions/{id}") => "app.suppression.revoke",
+        ("PUT", "/api/v1/roles/{name}") => "role.define",
+        ("DELETE", "/api/v1/roles/{name}") => "role.delete",
+        ("POST", "/api/v1/role-bindings") => "role.grant",
+        ("DELETE", "/api/v1/role-bindings/{id}") => "role.revoke",
+        ("POST", "/api/v1/groups") => "group.create",
+        ("DELETE", "/api/v1/groups/{id}") => "group.delete",
+        ("PUT", "/api/v1/groups/{id}/members/{principal}") => "group.member.add",
+        ("DELETE", "/api/v1/groups/{id}/members/{principal}") => "group.member.remove",
+        ("PUT", "/api/v1/guardrails/{name}") => "guardrail.set",
+        ("DELETE", "/api/v1/guardrails/{name}") => "guardrail.delete",
         ("GET", _) | ("HEAD", _) | ("OPTIONS", _) => return None,
         _ => "api.unknown",
     })
@@ -268,7 +282,16 @@ pub(crate) async fn record_outcomes(State(state): State<AppState>, mut req: Requ
     let (mut parts, body) = req.into_parts();
     let meta = RequestMeta::from_parts(&parts);
     parts.extensions.insert(meta.clone());
-    let res = next.run(Request::from_parts(parts, body)).await;
+    let mut res = next.run(Request::from_parts(parts, body)).await;
+    // Every API route decides authorization before it answers; one that did not is a bug, and
+    // its answer is withheld rather than served (the route walk in the tests keeps this rare).
+    if res.status().is_success()
+        && route.as_deref().is_some_and(|r| r.starts_with("/api/") && r != "/api/v1/openapi.json")
+        && !slot.0.lock().unwrap_or_else(|p| p.into_inner()).authorized
+    {
+        tracing::error!(route = ?route, method = %method, "a route answered without an authorization decision");
+        res = axum::response::IntoResponse::into_response(crate::error::ApiError::AuthorizationMissing);
+    }
     let status = res.status();
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     let change = action_for(&method, &route);
@@ -304,6 +327,9 @@ pub(crate) async fn record_outcomes(State(state): State<AppState>, mut req: Requ
         },
     };
     let mut details = serde_json::json!({ "method": method.as_str(), "route": route, "status": status.as_u16() });
+    if let Some(denial) = &seen.denial {
+        details["authorization"] = denial.clone();
+    }
     if let Some(token) = &seen.rejected_token {
         details["token_hmac"] = serde_json::Value::String(state.audit.hmac(&org, token));
     }

@@ -55,6 +55,12 @@ pub enum ApiError {
     /// The credential is valid but does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// The principal's roles or a guardrail do not allow this (403 `access-denied`).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// A route answered without deciding authorization: a bug, refused rather than served.
+    #[error("this route made no authorization decision; the response was withheld")]
+    AuthorizationMissing,
     /// Nothing there (or not visible to the caller).
     #[error("{0}")]
     NotFound(String),
@@ -103,6 +109,10 @@ impl ApiError {
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            AccessDenied(_) => (StatusCode::FORBIDDEN, "access-denied", "Access denied"),
+            AuthorizationMissing => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "authorization-missing", "Authorization missing")
+            }
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),

@@ -4,6 +4,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, Que
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use gatehouse_authz::{Action, Explanation, Resource};
 use gatehouse_core::{Principal, Scope};
 
 use crate::AppState;
@@ -138,7 +139,7 @@ need!(Read => Read, Push => Push, Write => Write, Admin => Admin, AuditRead => A
 /// The authenticated caller, holding at least scope `N`. A handler that takes `Auth<N>` cannot
 /// run for an anonymous caller or one without `N`; both are refused before the path or body is
 /// even parsed. Further, conditional demands use [`Auth::require`].
-pub struct Auth<N: Need>(Principal, RequestMeta, std::marker::PhantomData<N>);
+pub struct Auth<N: Need>(Principal, RequestMeta, Option<Slot>, std::marker::PhantomData<N>);
 
 impl<N: Need> Auth<N> {
     /// The caller.
@@ -149,6 +150,57 @@ impl<N: Need> Auth<N> {
     /// The audit context of this caller making this request, for the store to record changes.
     pub fn audit(&self) -> AuditCtx {
         self.1.ctx(&self.0)
+    }
+
+    /// Decides whether the caller may do `action` on `resource`: its roles on the resource's
+    /// folder and above, and the org's guardrails. Refuses with 403 `access-denied` saying why.
+    pub async fn authorize(&self, state: &AppState, action: Action, resource: &Resource) -> Result<(), ApiError> {
+        let e = self.decide(state, action, resource).await?;
+        if e.allowed() {
+            return Ok(());
+        }
+        Err(ApiError::AccessDenied(format!(
+            "{} may not `{action}` on {} `{}`: {}",
+            self.0.name,
+            resource.kind.cedar_type(),
+            resource.name,
+            e.reason
+        )))
+    }
+
+    /// Declares that this route authorizes each item it returns (with [`Auth::allows`]), so an
+    /// empty listing, which decided nothing, still counts as authorized.
+    pub fn filters_each_item(&self) {
+        if let Some(slot) = &self.2 {
+            slot.0.lock().unwrap_or_else(|p| p.into_inner()).authorized = true;
+        }
+    }
+
+    /// Whether the caller may do `action` on `resource`, without refusing (to filter listings).
+    pub async fn allows(&self, state: &AppState, action: Action, resource: &Resource) -> Result<bool, ApiError> {
+        Ok(self.decide(state, action, resource).await?.allowed())
+    }
+
+    async fn decide(&self, state: &AppState, action: Action, resource: &Resource) -> Result<Explanation, ApiError> {
+        let e = crate::authz::explain(&state.authz, &state.store, &self.0, action, resource, self.1.source.as_deref())
+            .await?;
+        if let Some(slot) = &self.2 {
+            let mut seen = slot.0.lock().unwrap_or_else(|p| p.into_inner());
+            seen.authorized = true;
+            if !e.allowed() {
+                seen.denial = Some(serde_json::json!({
+                    "action": action.name(),
+                    "resource": {"kind": resource.kind, "id": resource.id, "name": resource.name},
+                    "policies": e.policies,
+                    "errors": e.errors,
+                    "reason": e.reason,
+                }));
+            }
+        }
+        if !e.allowed() {
+            tracing::info!(principal = %self.0.id, action = %action, resource = %resource.name, reason = %e.reason, "access denied");
+        }
+        Ok(e)
     }
 
     /// Refuses with 403 unless the caller's token grants `needed`.
@@ -194,7 +246,7 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
         if let Some(slot) = &slot {
             slot.0.lock().unwrap_or_else(|p| p.into_inner()).principal = Some(principal.clone());
         }
-        let auth = Auth(principal, meta, std::marker::PhantomData);
+        let auth = Auth(principal, meta, slot, std::marker::PhantomData);
         if !N::allows(auth.0.scope) {
             auth.require(N::SCOPE)?;
         }

@@ -2,6 +2,7 @@
 //! OpenAPI document, generated from the handlers so the two cannot drift.
 
 pub mod audit;
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub exports: std::sync::Arc<Vec<config::ExportSettings>>,
     /// Scans pushed revisions (its worker is started by whoever runs the server).
     pub scanner: std::sync::Arc<scan::Scanner>,
+    /// Each org's roles, bindings and guardrails, ready for decisions.
+    pub authz: std::sync::Arc<authz::AuthzCache>,
 }
 
 /// Why the server's state could not be built.
@@ -78,6 +81,7 @@ impl AppState {
             max_json_bytes: config.limits.max_json_bytes,
             request_timeout: config.limits.request_timeout,
             scanner: std::sync::Arc::new(scanner),
+            authz: std::sync::Arc::new(authz::AuthzCache::default()),
             audit,
             batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),

@@ -1,5 +1,6 @@
 //! The API's areas, each offering its routes.
 
+pub mod access;
 pub mod apps;
 pub mod audit;
 pub mod folders;
@@ -27,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(secrets::routes())
         .merge(scans::routes())
         .merge(audit::routes())
+        .merge(access::routes())
 }
 
 /// Answer for paths that match no route.

@@ -174,6 +174,40 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     let (s, v) =
         t.call(Method::DELETE, &format!("/api/v1/tokens/{}", tok["id"].as_str().unwrap()), Some(&admin), None).await;
     ok("DELETE", "/api/v1/tokens/{id}", "token.revoke", s, &v);
+    // Access control: a custom role granted to a group the new service identity joins.
+    let (s, v) = t
+        .call(Method::PUT, "/api/v1/roles/releaser", Some(&admin), Some(json!({"actions": ["app.read", "app.deploy"]})))
+        .await;
+    ok("PUT", "/api/v1/roles/{name}", "role.define", s, &v);
+    let (s, g) = t.post("/api/v1/groups", &admin, json!({"name": "release-managers"})).await;
+    ok("POST", "/api/v1/groups", "group.create", s, &g);
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let (s, v) = t.call(Method::PUT, &format!("/api/v1/groups/{gid}/members/{pid}"), Some(&admin), None).await;
+    ok("PUT", "/api/v1/groups/{id}/members/{principal}", "group.member.add", s, &v);
+    let (s, b) =
+        t.post("/api/v1/role-bindings", &admin, json!({"role": "releaser", "folder": "/", "group_id": gid})).await;
+    ok("POST", "/api/v1/role-bindings", "role.grant", s, &b);
+    let (s, v) = t
+        .call(Method::DELETE, &format!("/api/v1/role-bindings/{}", b["id"].as_str().unwrap()), Some(&admin), None)
+        .await;
+    ok("DELETE", "/api/v1/role-bindings/{id}", "role.revoke", s, &v);
+    let (s, v) = t.call(Method::DELETE, "/api/v1/roles/releaser", Some(&admin), None).await;
+    ok("DELETE", "/api/v1/roles/{name}", "role.delete", s, &v);
+    let (s, v) = t.call(Method::DELETE, &format!("/api/v1/groups/{gid}/members/{pid}"), Some(&admin), None).await;
+    ok("DELETE", "/api/v1/groups/{id}/members/{principal}", "group.member.remove", s, &v);
+    let (s, v) = t.call(Method::DELETE, &format!("/api/v1/groups/{gid}"), Some(&admin), None).await;
+    ok("DELETE", "/api/v1/groups/{id}", "group.delete", s, &v);
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/guardrails/prod-mfa",
+            Some(&admin),
+            Some(json!({"policy": "forbid(principal, action == Gatehouse::Action::\"app.deploy\", resource) when { resource.sensitivity == \"high\" && !context.mfa };"})),
+        )
+        .await;
+    ok("PUT", "/api/v1/guardrails/{name}", "guardrail.set", s, &v);
+    let (s, v) = t.call(Method::DELETE, "/api/v1/guardrails/prod-mfa", Some(&admin), None).await;
+    ok("DELETE", "/api/v1/guardrails/{name}", "guardrail.delete", s, &v);
     let (s, v) =
         t.call(Method::PATCH, &format!("/api/v1/principals/{pid}"), Some(&admin), Some(json!({"active": false}))).await;
     ok("PATCH", "/api/v1/principals/{id}", "principal.deactivate", s, &v);
@@ -223,7 +257,9 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
             .replace("{id}", "x")
             .replace("{app}", "no-such-app")
             .replace("{rev}", "1")
-            .replace("{folder}", "no-such-folder");
+            .replace("{folder}", "no-such-folder")
+            .replace("{name}", "no-such-name")
+            .replace("{principal}", "x");
         let method = Method::from_bytes(m.as_bytes()).unwrap();
         let (s, _) = t.call(method, &uri, Some(&admin), Some(json!({"bogus": true}))).await;
         assert!(s.is_client_error(), "{m} {p} with a bad body: {s}");

@@ -173,6 +173,12 @@ impl Store {
                             "folder holds {apps} app(s); move or archive them first"
                         )));
                     }
+                    // Grants on the folder go with it (the audit record names the folder).
+                    sqlx::query("DELETE FROM role_bindings WHERE org_id = $1 AND folder_id = $2")
+                        .bind(org.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query("DELETE FROM folders WHERE org_id = $1 AND id = $2")
                         .bind(org.as_str())
                         .bind(id.as_str())
@@ -181,6 +187,7 @@ impl Store {
                     id
                 }
             };
+            crate::access::bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;
             tx.commit().await?;
             Ok(id)

@@ -5,6 +5,7 @@
 //! times, text ids) and run against whichever pool is configured. Every query on tenant data takes
 //! the caller's org id, so scoping is not left to callers to remember.
 
+mod access;
 mod apps;
 mod audit;
 mod error;
@@ -23,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use access::{BindingSubject, role_for_scope};
 pub use apps::{AppPatch, NewApp};
 pub use audit::{AuditCtx, AuditFilter, ChainHead, ExportState, resource};
 pub use error::StoreError;

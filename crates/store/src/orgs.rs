@@ -157,6 +157,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_principal_sql!(&admin).execute(&mut *tx).await?;
+            crate::access::insert_root_binding!(tx, org.id, admin.id, "org-admin", admin.id, now);
             insert_token_sql!(&org.id, &token.token, &hash).execute(&mut *tx).await?;
             append_audit!(tx, std::mem::take(&mut events))?;
             if let Some(e) = operator_event.clone() {

@@ -188,6 +188,7 @@ struct AuthRow {
     max_scope: String,
     active: bool,
     operator: bool,
+    authz_version: i64,
 }
 
 fn check_principal_name(kind: PrincipalKind, name: &str) -> Result<(), StoreError> {
@@ -235,7 +236,8 @@ impl Store {
         let event = audit.event(
             "principal.create",
             resource("principal", record.id.as_str()),
-            serde_json::json!({"kind": record.kind, "name": record.name, "max_scope": record.max_scope}),
+            serde_json::json!({"kind": record.kind, "name": record.name, "max_scope": record.max_scope,
+                "granted": {"role": crate::access::role_for_scope(record.max_scope), "folder": "/"}}),
         );
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -243,6 +245,16 @@ impl Store {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("principal `{}` already exists", record.name)),
                 other => other,
             })?;
+            // What the maximum scope allows is granted on the root folder, visibly and revocably.
+            crate::access::insert_root_binding!(
+                tx,
+                org,
+                record.id,
+                crate::access::role_for_scope(record.max_scope),
+                audit.actor.who.id,
+                record.created_at
+            );
+            crate::access::bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;
             tx.commit().await?;
         });
@@ -435,7 +447,8 @@ impl Store {
         }
         let hash = hash_secret(secret).to_vec();
         let sql = "SELECT t.id AS token_id, t.scope, t.expires_at, t.revoked_at, t.last_used_at, \
-                   p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, p.active, o.operator \
+                   p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, p.active, o.operator, \
+                   o.authz_version \
                    FROM api_tokens t \
                    JOIN principals p ON p.org_id = t.org_id AND p.id = t.principal_id \
                    JOIN orgs o ON o.id = t.org_id \
@@ -475,6 +488,7 @@ impl Store {
             token_id: parse_col("api_tokens.id", &row.token_id)?,
             scope: token_scope.min(max_scope),
             operator: row.operator,
+            authz_version: row.authz_version,
         }))
     }
 }

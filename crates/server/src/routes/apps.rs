@@ -12,8 +12,10 @@ use utoipa_axum::routes;
 
 use super::folders::resolve_folder;
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Read, Write};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_apps, create_app)).routes(routes!(get_app, update_app))
@@ -58,7 +60,16 @@ async fn list_apps(
     };
     let page = super::paging::page(filter.limit, filter.after)?;
     let apps = state.store.list_apps(&p.org_id, folder.as_ref(), &page).await?;
-    Ok(super::paging::respond(apps, &page, &uri, |a| a.name.clone()))
+    // The cursor is the last app the store returned, so paging goes on past apps filtered out.
+    let next = super::paging::next_cursor(&apps, &page, |a| a.name.clone());
+    auth.filters_each_item();
+    let mut visible = Vec::with_capacity(apps.len());
+    for a in apps {
+        if auth.allows(&state, Action::AppRead, &resource::app(&a)).await? {
+            visible.push(a);
+        }
+    }
+    Ok(super::paging::respond_after(visible, next, &uri))
 }
 
 /// A request to create an app.
@@ -91,6 +102,7 @@ async fn create_app(
         Some(f) => resolve_folder(&state.store, &p.org_id, f).await?,
         None => state.store.root_folder(&p.org_id).await?,
     };
+    auth.authorize(&state, Action::AppCreate, &resource::folder(&folder)).await?;
     let app = state
         .store
         .create_app(
@@ -118,7 +130,9 @@ async fn get_app(
     ApiPath(app): ApiPath<String>,
 ) -> ApiResult<Json<App>> {
     let p = auth.principal();
-    Ok(Json(resolve_app(&state.store, &p.org_id, &app).await?))
+    let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
+    Ok(Json(app))
 }
 
 /// A change to an app.
@@ -149,11 +163,24 @@ async fn update_app(
 ) -> ApiResult<Json<App>> {
     let p = auth.principal();
     let current = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppUpdate, &resource::app(&current)).await?;
     if req.sensitivity.is_some_and(|s| s < current.sensitivity) {
         auth.require(Scope::Admin)?;
+        // Lowering sensitivity weakens every control keyed on it: a security decision.
+        auth.authorize(
+            &state,
+            Action::PolicyManage,
+            &resource::folder(&state.store.get_folder(&p.org_id, &current.folder_id).await?),
+        )
+        .await?;
     }
     let folder_id = match &req.folder {
-        Some(f) => Some(resolve_folder(&state.store, &p.org_id, f).await?.id),
+        Some(f) => {
+            let to = resolve_folder(&state.store, &p.org_id, f).await?;
+            // Moving an app is creating it somewhere else.
+            auth.authorize(&state, Action::AppCreate, &resource::folder(&to)).await?;
+            Some(to.id)
+        }
         None => None,
     };
     let updated = state

@@ -16,8 +16,10 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::audit::{ExportHeader, ExportLine};
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, AuditRead, Auth, Push};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -68,6 +70,7 @@ async fn search(
     uri: axum::http::Uri,
     ApiQuery(q): ApiQuery<SearchParams>,
 ) -> ApiResult<Response> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     let page = super::paging::page(q.limit, q.after.clone())?;
     let after_seq = match &q.after {
         Some(a) => {
@@ -161,6 +164,7 @@ async fn verify(
     auth: Auth<AuditRead>,
     ApiQuery(q): ApiQuery<RangeParams>,
 ) -> ApiResult<Json<VerifyResult>> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     let key = state.audit.verifying_key();
     let result = crate::audit::verify_org(&state.store, &key, &auth.principal().org_id, q.from, q.to).await?;
     Ok(Json(result.into()))
@@ -175,6 +179,7 @@ async fn export(
     auth: Auth<AuditRead>,
     ApiQuery(q): ApiQuery<RangeParams>,
 ) -> ApiResult<Response> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     let org = auth.principal().org_id.clone();
     let range = crate::audit::chain_range(&state.store, &org, q.from, q.to).await?;
     let (from, to) = (range.from, range.to);
@@ -234,6 +239,7 @@ fn line<T: Serialize>(v: &T) -> Vec<u8> {
 /// Where the chain stands: head, retention anchor and last checkpoint.
 #[utoipa::path(get, path = "/api/v1/audit/head", tag = "audit", responses((status = 200, body = ChainHeadView)))]
 async fn head(State(state): State<AppState>, auth: Auth<AuditRead>) -> ApiResult<Json<ChainHeadView>> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     Ok(Json(state.store.audit_head(&auth.principal().org_id).await?.into()))
 }
 
@@ -277,13 +283,14 @@ pub struct PublicKey {
 
 /// The public key that verifies checkpoints (for offline verification of exports).
 #[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit", responses((status = 200, body = PublicKey)))]
-async fn public_key(State(state): State<AppState>, _auth: Auth<AuditRead>) -> Json<PublicKey> {
+async fn public_key(State(state): State<AppState>, auth: Auth<AuditRead>) -> ApiResult<Json<PublicKey>> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     let key = state.audit.verifying_key();
-    Json(PublicKey {
+    Ok(Json(PublicKey {
         algorithm: "ed25519".to_owned(),
         key_id: gatehouse_audit::checkpoint::key_id(&key),
         public_key: hex::encode(key.as_bytes()),
-    })
+    }))
 }
 
 /// An investigator's question: does this value match the HMAC recorded in a record?
@@ -315,6 +322,7 @@ async fn match_hmac(
     auth: Auth<AuditRead>,
     ApiJson(req): ApiJson<MatchRequest>,
 ) -> ApiResult<Json<MatchResult>> {
+    auth.authorize(&state, Action::AuditMatch, &resource::org(&auth.principal().org_id)).await?;
     let org = &auth.principal().org_id;
     let record = state
         .store
@@ -391,6 +399,7 @@ async fn append_events(
     auth: Auth<Push>,
     ApiJson(req): ApiJson<AppEvents>,
 ) -> ApiResult<(StatusCode, Json<Appended>)> {
+    auth.authorize(&state, Action::AuditAppend, &resource::org(&auth.principal().org_id)).await?;
     if req.events.is_empty() || req.events.len() > 1000 {
         return Err(ApiError::Unprocessable("`events` must hold 1 to 1000 events".to_owned()));
     }
@@ -458,6 +467,7 @@ fn check_app_event(i: usize, e: &AppEvent) -> ApiResult<()> {
 /// Health of the SIEM exports configured for the caller's org.
 #[utoipa::path(get, path = "/api/v1/audit/exports", tag = "audit", responses((status = 200, body = Vec<ExportHealth>)))]
 async fn export_health(State(state): State<AppState>, auth: Auth<AuditRead>) -> ApiResult<Json<Vec<ExportHealth>>> {
+    auth.authorize(&state, Action::AuditRead, &resource::org(&auth.principal().org_id)).await?;
     let org = &auth.principal().org_id;
     let org_name = state.store.get_org(org).await?.name;
     let head = state.store.audit_head(org).await?;

@@ -11,8 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, Auth, Read, Write};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_folders, create_folder)).routes(routes!(
@@ -43,7 +45,14 @@ pub(crate) async fn resolve_folder(store: &Store, org: &OrgId, reference: &str) 
     responses((status = 200, body = Vec<Folder>), (status = 401, body = crate::Problem)))]
 async fn list_folders(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<Folder>>> {
     let p = auth.principal();
-    Ok(Json(state.store.list_folders(&p.org_id).await?))
+    auth.filters_each_item();
+    let mut visible = Vec::new();
+    for f in state.store.list_folders(&p.org_id).await? {
+        if auth.allows(&state, Action::FolderRead, &resource::folder(&f)).await? {
+            visible.push(f);
+        }
+    }
+    Ok(Json(visible))
 }
 
 /// A request to create a folder.
@@ -67,9 +76,11 @@ async fn create_folder(
 ) -> ApiResult<(StatusCode, Json<Folder>)> {
     let p = auth.principal();
     let parent = match &req.parent {
-        Some(r) => Some(resolve_folder(&state.store, &p.org_id, r).await?.id),
-        None => None,
+        Some(r) => resolve_folder(&state.store, &p.org_id, r).await?,
+        None => state.store.root_folder(&p.org_id).await?,
     };
+    auth.authorize(&state, Action::FolderCreate, &resource::folder(&parent)).await?;
+    let parent = Some(parent.id);
     let folder = state.store.create_folder(&p.org_id, parent.as_ref(), &req.name, &auth.audit()).await?;
     tracing::info!(folder = %folder.id, by = %p.id, "folder created");
     Ok((StatusCode::CREATED, Json(folder)))
@@ -84,7 +95,9 @@ async fn get_folder(
     ApiPath(id): ApiPath<FolderId>,
 ) -> ApiResult<Json<Folder>> {
     let p = auth.principal();
-    Ok(Json(state.store.get_folder(&p.org_id, &id).await?))
+    let folder = state.store.get_folder(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::FolderRead, &resource::folder(&folder)).await?;
+    Ok(Json(folder))
 }
 
 /// A change to a folder.
@@ -108,8 +121,15 @@ async fn update_folder(
     ApiJson(req): ApiJson<UpdateFolder>,
 ) -> ApiResult<Json<Folder>> {
     let p = auth.principal();
+    let current = state.store.get_folder(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::FolderUpdate, &resource::folder(&current)).await?;
     let parent = match &req.parent {
-        Some(r) => Some(resolve_folder(&state.store, &p.org_id, r).await?.id),
+        Some(r) => {
+            let to = resolve_folder(&state.store, &p.org_id, r).await?;
+            // A move carries the folder's grants and inherits new ones: it needs rights at both ends.
+            auth.authorize(&state, Action::FolderCreate, &resource::folder(&to)).await?;
+            Some(to.id)
+        }
         None => None,
     };
     let folder = state.store.update_folder(&p.org_id, &id, req.name.as_deref(), parent.as_ref(), &auth.audit()).await?;
@@ -126,6 +146,8 @@ async fn delete_folder(
     ApiPath(id): ApiPath<FolderId>,
 ) -> ApiResult<StatusCode> {
     let p = auth.principal();
+    let folder = state.store.get_folder(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::FolderDelete, &resource::folder(&folder)).await?;
     state.store.delete_folder(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(folder = %id, by = %p.id, "folder deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -11,8 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Anyone, ApiJson, ApiPath, Auth, Read};
+use gatehouse_authz::Action;
 
 /// Lifetime of the first admin token of a new org.
 const NEW_ORG_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
@@ -39,6 +41,7 @@ pub struct WhoAmI {
     responses((status = 200, body = WhoAmI), (status = 401, body = crate::Problem)))]
 async fn whoami(State(state): State<AppState>, auth: Auth<Anyone>) -> ApiResult<Json<WhoAmI>> {
     let p = auth.principal();
+    auth.authorize(&state, Action::PrincipalSelf, &resource::principal(p.id.as_str(), p.kind, &p.name)).await?;
     Ok(Json(WhoAmI {
         principal: state.store.get_principal(&p.org_id, &p.id).await?,
         org: state.store.get_org(&p.org_id).await?,
@@ -52,9 +55,10 @@ async fn whoami(State(state): State<AppState>, auth: Auth<Anyone>) -> ApiResult<
     responses((status = 200, body = Vec<Org>), (status = 401, body = crate::Problem)))]
 async fn list_orgs(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<Org>>> {
     let p = auth.principal();
-    if p.operator && p.has(Scope::Admin) {
+    if p.operator && p.has(Scope::Admin) && auth.allows(&state, Action::OrgCreate, &resource::org(&p.org_id)).await? {
         Ok(Json(state.store.list_orgs().await?))
     } else {
+        auth.authorize(&state, Action::OrgRead, &resource::org(&p.org_id)).await?;
         Ok(Json(vec![state.store.get_org(&p.org_id).await?]))
     }
 }
@@ -95,6 +99,7 @@ async fn create_org(
     if !p.operator {
         return Err(ApiError::Forbidden("only admins of the operator org may create organizations".to_owned()));
     }
+    auth.authorize(&state, Action::OrgCreate, &resource::org(&p.org_id)).await?;
     let created = state
         .store
         .create_org(
@@ -116,7 +121,12 @@ async fn create_org(
     responses((status = 200, body = Org), (status = 404, body = crate::Problem)))]
 async fn get_org(State(state): State<AppState>, auth: Auth<Read>, ApiPath(id): ApiPath<OrgId>) -> ApiResult<Json<Org>> {
     let p = auth.principal();
-    if id != p.org_id && !(p.operator && p.has(Scope::Admin)) {
+    if id == p.org_id {
+        auth.authorize(&state, Action::OrgRead, &resource::org(&p.org_id)).await?;
+    } else if !(p.operator
+        && p.has(Scope::Admin)
+        && auth.allows(&state, Action::OrgCreate, &resource::org(&p.org_id)).await?)
+    {
         return Err(ApiError::NotFound(format!("organization `{id}` not found")));
     }
     Ok(Json(state.store.get_org(&id).await?))

@@ -38,7 +38,18 @@ pub fn page(limit: Option<i64>, after: Option<String>) -> ApiResult<Page> {
 
 /// `items` as JSON, with a link to the next page when this one is full.
 pub fn respond<T: Serialize>(items: Vec<T>, page: &Page, uri: &Uri, key: impl Fn(&T) -> String) -> Response {
-    let next = (items.len() as i64 >= page.limit).then(|| items.last().map(&key)).flatten();
+    let next = next_cursor(&items, page, key);
+    respond_after(items, next, uri)
+}
+
+/// The cursor after a full page of `items` from the store; `None` when the page was the last.
+pub fn next_cursor<T>(items: &[T], page: &Page, key: impl Fn(&T) -> String) -> Option<String> {
+    (items.len() as i64 >= page.limit).then(|| items.last().map(&key)).flatten()
+}
+
+/// `items` (a page the store returned, less what the caller may not see) with a link to the page
+/// after `next`.
+pub fn respond_after<T: Serialize>(items: Vec<T>, next: Option<String>, uri: &Uri) -> Response {
     let mut res = Json(items).into_response();
     if let Some(cursor) = next {
         let mut query = url::form_urlencoded::Serializer::new(String::new());

@@ -13,8 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Auth, Read};
+use gatehouse_authz::Action;
 
 /// Tokens live this long unless asked otherwise.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -39,6 +41,7 @@ async fn list_principals(
     ApiQuery(params): ApiQuery<super::paging::PageParams>,
 ) -> ApiResult<axum::response::Response> {
     let p = auth.principal();
+    auth.authorize(&state, Action::PrincipalRead, &resource::root()).await?;
     let page = super::paging::page(params.limit, params.after)?;
     let list = state.store.list_principals(&p.org_id, &page).await?;
     Ok(super::paging::respond(list, &page, &uri, |r| r.name.clone()))
@@ -67,6 +70,9 @@ async fn create_principal(
     ApiJson(req): ApiJson<CreatePrincipal>,
 ) -> ApiResult<(StatusCode, Json<PrincipalRecord>)> {
     let p = auth.principal();
+    auth.authorize(&state, Action::PrincipalManage, &resource::root()).await?;
+    // A new principal is granted its scope's role on the root folder: that is granting a role.
+    auth.authorize(&state, Action::RoleManage, &resource::root()).await?;
     let record = state
         .store
         .create_principal(
@@ -93,7 +99,12 @@ async fn get_principal(
     ApiPath(id): ApiPath<PrincipalId>,
 ) -> ApiResult<Json<PrincipalRecord>> {
     let p = auth.principal();
-    Ok(Json(state.store.get_principal(&p.org_id, &id).await?))
+    let record = state.store.get_principal(&p.org_id, &id).await?;
+    let target = resource::principal(record.id.as_str(), record.kind, &record.name);
+    if !(id == p.id && auth.allows(&state, Action::PrincipalSelf, &target).await?) {
+        auth.authorize(&state, Action::PrincipalRead, &target).await?;
+    }
+    Ok(Json(record))
 }
 
 /// A change to a principal.
@@ -115,6 +126,9 @@ async fn update_principal(
     ApiJson(req): ApiJson<UpdatePrincipal>,
 ) -> ApiResult<Json<PrincipalRecord>> {
     let p = auth.principal();
+    let record = state.store.get_principal(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::PrincipalManage, &resource::principal(id.as_str(), record.kind, &record.name))
+        .await?;
     if id == p.id && !req.active {
         return Err(ApiError::Unprocessable("you cannot deactivate yourself".to_owned()));
     }
@@ -146,14 +160,24 @@ async fn list_tokens(
     ApiQuery(filter): ApiQuery<TokenFilter>,
 ) -> ApiResult<axum::response::Response> {
     let p = auth.principal();
+    let own = resource::principal(p.id.as_str(), p.kind, &p.name);
     let principal = match filter.principal_id {
         Some(other) if other != p.id => {
             auth.require(Scope::Admin)?;
+            let r = state.store.get_principal(&p.org_id, &other).await?;
+            auth.authorize(&state, Action::PrincipalRead, &resource::principal(other.as_str(), r.kind, &r.name))
+                .await?;
             Some(other)
         }
-        Some(own) => Some(own),
-        None if p.has(Scope::Admin) => None,
-        None => Some(p.id.clone()),
+        Some(own_id) => {
+            auth.authorize(&state, Action::PrincipalSelf, &own).await?;
+            Some(own_id)
+        }
+        None if p.has(Scope::Admin) && auth.allows(&state, Action::PrincipalRead, &resource::root()).await? => None,
+        None => {
+            auth.authorize(&state, Action::PrincipalSelf, &own).await?;
+            Some(p.id.clone())
+        }
     };
     let page = super::paging::page(filter.limit, filter.after)?;
     let tokens = state.store.list_tokens(&p.org_id, principal.as_ref(), &page).await?;
@@ -188,7 +212,12 @@ async fn create_token(
     let owner = req.principal_id.unwrap_or_else(|| p.id.clone());
     if owner != p.id {
         auth.require(Scope::Admin)?;
-    } else if !p.scope.grants(req.scope) {
+        let r = state.store.get_principal(&p.org_id, &owner).await?;
+        auth.authorize(&state, Action::PrincipalManage, &resource::principal(owner.as_str(), r.kind, &r.name)).await?;
+    } else {
+        auth.authorize(&state, Action::PrincipalSelf, &resource::principal(p.id.as_str(), p.kind, &p.name)).await?;
+    }
+    if owner == p.id && !p.scope.grants(req.scope) {
         // A token can never mint a stronger one.
         return Err(ApiError::Forbidden(format!("a `{}` token cannot create a `{}` token", p.scope, req.scope)));
     }
@@ -221,6 +250,15 @@ async fn revoke_token(
     let token = state.store.get_token(&p.org_id, &id).await?;
     if token.principal_id != p.id {
         auth.require(Scope::Admin)?;
+        let r = state.store.get_principal(&p.org_id, &token.principal_id).await?;
+        auth.authorize(
+            &state,
+            Action::PrincipalManage,
+            &resource::principal(token.principal_id.as_str(), r.kind, &r.name),
+        )
+        .await?;
+    } else {
+        auth.authorize(&state, Action::PrincipalSelf, &resource::principal(p.id.as_str(), p.kind, &p.name)).await?;
     }
     let revoked = state.store.revoke_token(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(token = %id, by = %p.id, "token revoked");

@@ -15,8 +15,10 @@ use utoipa_axum::routes;
 
 use super::apps::resolve_app;
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery, Auth, Push, Read};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -139,6 +141,7 @@ async fn push_revision(
 ) -> ApiResult<(StatusCode, Json<PushResult>)> {
     let p = auth.principal().clone();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppPush, &resource::app(&app)).await?;
     check_text("message", &params.message, 2000)?;
     let provenance = provenance(&params)?;
     let archive = read_archive(&headers, body, &state.limits).await?;
@@ -209,6 +212,7 @@ async fn list_revisions(
 ) -> ApiResult<Json<Vec<Revision>>> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("`limit` must be from 1 to 1000".to_owned()));
@@ -227,6 +231,7 @@ async fn get_revision(
 ) -> ApiResult<Json<Revision>> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     Ok(Json(state.store.get_revision(&p.org_id, &app.id, &rev).await?))
 }
 
@@ -241,6 +246,7 @@ async fn get_archive(
 ) -> ApiResult<Response> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     let revision = state.store.get_revision(&p.org_id, &app.id, &rev).await?;
     let data = state.store.get_archive(&p.org_id, &revision.digest).await?;
     let short = revision.digest.get(..12).unwrap_or(&revision.digest);
@@ -300,6 +306,7 @@ async fn diff_revisions(
 ) -> ApiResult<Json<DiffResult>> {
     let p = auth.principal();
     let app: App = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     let from = state.store.get_revision(&p.org_id, &app.id, &params.from).await?;
     let to = state.store.get_revision(&p.org_id, &app.id, &params.to).await?;
     // Stored archives were accepted under some limits; reopen them under generous ones so a

@@ -13,9 +13,11 @@ use utoipa_axum::routes;
 use super::apps::resolve_app;
 use super::folders::resolve_folder;
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read, Write};
 use crate::scan::{DEFAULT_BLOCK_AT, ScanReport, scan_report};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,6 +41,7 @@ async fn get_scan(
 ) -> ApiResult<Json<ScanReport>> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     let revision = state.store.get_revision(&p.org_id, &app.id, &rev).await?;
     Ok(Json(scan_report(&state.store, &p.org_id, &app, &revision).await?))
 }
@@ -54,6 +57,7 @@ async fn rescan(
 ) -> ApiResult<(StatusCode, Json<ScanReport>)> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRescan, &resource::app(&app)).await?;
     let revision = state.store.get_revision(&p.org_id, &app.id, &rev).await?;
     state.store.rescan(&p.org_id, &app.id, &revision.digest, &auth.audit()).await?;
     state.scanner.wake();
@@ -117,6 +121,7 @@ async fn policy(state: &AppState, org: &gatehouse_core::OrgId) -> ApiResult<Scan
 /// Show the blocking policy.
 #[utoipa::path(get, path = "/api/v1/scan-policy", tag = "scans", responses((status = 200, body = ScanPolicy)))]
 async fn get_policy(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<ScanPolicy>> {
+    auth.authorize(&state, Action::PolicyRead, &resource::root()).await?;
     Ok(Json(policy(&state, &auth.principal().org_id).await?))
 }
 
@@ -130,6 +135,7 @@ async fn set_org_policy(
 ) -> ApiResult<Json<ScanPolicy>> {
     check_level(&req.block_at)?;
     let p = auth.principal();
+    auth.authorize(&state, Action::PolicyManage, &resource::root()).await?;
     state.store.set_scan_policy(&p.org_id, None, req.block_at.as_deref(), &p.id, &auth.audit()).await?;
     Ok(Json(policy(&state, &p.org_id).await?))
 }
@@ -147,6 +153,7 @@ async fn set_folder_policy(
     check_level(&req.block_at)?;
     let p = auth.principal();
     let folder = resolve_folder(&state.store, &p.org_id, &folder).await?;
+    auth.authorize(&state, Action::PolicyManage, &resource::folder(&folder)).await?;
     state.store.set_scan_policy(&p.org_id, Some(&folder.id), req.block_at.as_deref(), &p.id, &auth.audit()).await?;
     Ok(Json(policy(&state, &p.org_id).await?))
 }
@@ -162,6 +169,7 @@ async fn list_suppressions(
 ) -> ApiResult<Json<Vec<Suppression>>> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::AppRead, &resource::app(&app)).await?;
     Ok(Json(state.store.list_suppressions(&p.org_id, &app.id).await?))
 }
 
@@ -215,6 +223,7 @@ async fn create_suppression(
     }
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::SuppressionManage, &resource::app(&app)).await?;
     let expires_at = Timestamp::from_millis(Timestamp::now().as_millis() + req.expires_in_days * 86_400_000);
     let new = NewSuppression {
         fingerprint: req.fingerprint,
@@ -239,6 +248,7 @@ async fn revoke_suppression(
 ) -> ApiResult<Json<Suppression>> {
     let p = auth.principal();
     let app = resolve_app(&state.store, &p.org_id, &app).await?;
+    auth.authorize(&state, Action::SuppressionManage, &resource::app(&app)).await?;
     Ok(Json(state.store.revoke_suppression(&p.org_id, &app.id, &id, &p.id, &auth.audit()).await?))
 }
 
@@ -286,6 +296,7 @@ async fn review_policy(state: &AppState, org: &gatehouse_core::OrgId) -> ApiResu
 /// Show the review policy the org's revisions are reviewed under.
 #[utoipa::path(get, path = "/api/v1/review-policy", tag = "scans", responses((status = 200, body = ReviewPolicy)))]
 async fn get_review_policy(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<ReviewPolicy>> {
+    auth.authorize(&state, Action::PolicyRead, &resource::root()).await?;
     Ok(Json(review_policy(&state, &auth.principal().org_id).await?))
 }
 
@@ -298,6 +309,7 @@ async fn set_review_policy(
     ApiJson(req): ApiJson<SetReviewPolicy>,
 ) -> ApiResult<Json<ReviewPolicy>> {
     let p = auth.principal();
+    auth.authorize(&state, Action::PolicyManage, &resource::root()).await?;
     let policy = match req.policy.as_deref().map(str::trim) {
         Some(text)
             if text.is_empty() || text.chars().count() > 8000 || text.chars().any(|c| c.is_control() && c != '\n') =>

@@ -14,8 +14,10 @@ use zeroize::Zeroizing;
 use super::apps::resolve_app;
 use super::folders::resolve_folder;
 use crate::AppState;
+use crate::authz::resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Auth, Read, Write};
+use gatehouse_authz::Action;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,7 +39,18 @@ async fn list_secrets(
 ) -> ApiResult<axum::response::Response> {
     let page = super::paging::page(params.limit, params.after)?;
     let list = state.vault.list(&auth.principal().org_id, &page).await?;
-    Ok(super::paging::respond(list, &page, &uri, |m| m.id.to_string()))
+    let next = super::paging::next_cursor(&list, &page, |m| m.id.to_string());
+    auth.filters_each_item();
+    let mut visible = Vec::with_capacity(list.len());
+    for m in list {
+        if auth
+            .allows(&state, Action::SecretRead, &secret_resource(&state, &auth.principal().org_id, &m).await?)
+            .await?
+        {
+            visible.push(m);
+        }
+    }
+    Ok(super::paging::respond_after(visible, next, &uri))
 }
 
 /// A secret value to store.
@@ -73,9 +86,20 @@ async fn set_secret(
     let p = auth.principal();
     let scope = match (&req.folder, &req.app) {
         (Some(_), Some(_)) => return Err(ApiError::Unprocessable("give `folder` or `app`, not both".to_owned())),
-        (Some(f), None) => Scope::Folder(resolve_folder(&state.store, &p.org_id, f).await?.id),
-        (None, Some(a)) => Scope::App(resolve_app(&state.store, &p.org_id, a).await?.id),
-        (None, None) => Scope::Org,
+        (Some(f), None) => {
+            let folder = resolve_folder(&state.store, &p.org_id, f).await?;
+            auth.authorize(&state, Action::SecretWrite, &resource::folder(&folder)).await?;
+            Scope::Folder(folder.id)
+        }
+        (None, Some(a)) => {
+            let app = resolve_app(&state.store, &p.org_id, a).await?;
+            auth.authorize(&state, Action::SecretWrite, &resource::app(&app)).await?;
+            Scope::App(app.id)
+        }
+        (None, None) => {
+            auth.authorize(&state, Action::SecretWrite, &resource::root()).await?;
+            Scope::Org
+        }
     };
     let meta = state
         .vault
@@ -94,7 +118,10 @@ async fn get_secret(
     auth: Auth<Read>,
     ApiPath(id): ApiPath<SecretId>,
 ) -> ApiResult<Json<SecretMeta>> {
-    Ok(Json(state.vault.get(&auth.principal().org_id, &id).await?))
+    let meta = state.vault.get(&auth.principal().org_id, &id).await?;
+    auth.authorize(&state, Action::SecretRead, &secret_resource(&state, &auth.principal().org_id, &meta).await?)
+        .await?;
+    Ok(Json(meta))
 }
 
 /// Delete a secret and all its versions.
@@ -106,6 +133,8 @@ async fn delete_secret(
     ApiPath(id): ApiPath<SecretId>,
 ) -> ApiResult<StatusCode> {
     let p = auth.principal();
+    let meta = state.vault.get(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::SecretWrite, &secret_resource(&state, &p.org_id, &meta).await?).await?;
     state.vault.delete(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(secret = %id, by = %p.id, "secret deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -115,6 +144,7 @@ async fn delete_secret(
 #[utoipa::path(get, path = "/api/v1/vault/key", tag = "vault",
     responses((status = 200, body = KeyStatus), (status = 403, body = crate::Problem)))]
 async fn key_status(State(state): State<AppState>, auth: Auth<Admin>) -> ApiResult<Json<KeyStatus>> {
+    auth.authorize(&state, Action::VaultKeyRead, &resource::org(&auth.principal().org_id)).await?;
     Ok(Json(state.vault.key_status(&auth.principal().org_id).await?))
 }
 
@@ -137,6 +167,7 @@ async fn rotate_key(
     ApiJson(req): ApiJson<RotateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyStatus>)> {
     let p = auth.principal();
+    auth.authorize(&state, Action::VaultKeyManage, &resource::org(&p.org_id)).await?;
     let status = state.vault.rotate_org_key(&p.org_id, req.kek_ref, &auth.audit()).await?;
     let (vault, org) = (state.vault.clone(), p.org_id.clone());
     tokio::spawn(async move {
@@ -166,6 +197,7 @@ async fn destroy_key(
     ApiJson(req): ApiJson<DestroyKey>,
 ) -> ApiResult<Json<KeyStatus>> {
     let p = auth.principal();
+    auth.authorize(&state, Action::VaultKeyManage, &resource::org(&p.org_id)).await?;
     let org = state.store.get_org(&p.org_id).await?;
     if req.confirm != org.name {
         return Err(ApiError::Unprocessable(format!("set `confirm` to the organization's name, `{}`", org.name)));
@@ -173,4 +205,22 @@ async fn destroy_key(
     state.vault.destroy_org_key(&p.org_id, &auth.audit()).await?;
     tracing::warn!(org = %p.org_id, by = %p.id, "organization key destroyed");
     Ok(Json(state.vault.key_status(&p.org_id).await?))
+}
+
+/// A secret as the authorizer sees it: in its folder, or in its app's folder.
+async fn secret_resource(
+    state: &AppState,
+    org: &gatehouse_core::OrgId,
+    m: &SecretMeta,
+) -> ApiResult<gatehouse_authz::Resource> {
+    use gatehouse_core::SecretScopeKind;
+    let (folder, app) = match m.scope_kind {
+        SecretScopeKind::Org => (None, None),
+        SecretScopeKind::Folder => (Some(m.scope_id.clone()), None),
+        SecretScopeKind::App => {
+            let app = resolve_app(&state.store, org, &m.scope_id).await?;
+            (Some(app.folder_id.to_string()), Some(app.id.to_string()))
+        }
+    };
+    Ok(resource::secret(m.id.as_str(), &m.name, folder, app))
 }
