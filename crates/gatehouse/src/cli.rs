@@ -63,6 +63,9 @@ pub enum Command {
     /// What the independent reviewer is told, and whether a model may review its own work.
     #[command(subcommand)]
     ReviewPolicy(ReviewPolicyCommand),
+    /// Who may do what where: roles on folders, groups, guardrails, and explanations.
+    #[command(subcommand)]
+    Authz(AuthzCommand),
     /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
     /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
     Scan(ScanArgs),
@@ -89,6 +92,81 @@ pub enum AdvisoriesCommand {
         #[arg(long)]
         index: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthzCommand {
+    /// Answer allow or deny for a principal, an action and a resource, naming the deciding
+    /// policies and the role bindings that apply.
+    Explain {
+        /// Principal id or name (email or service slug); yourself when absent.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Action, such as app.push (see `gatehouse authz roles`).
+        #[arg(long)]
+        action: String,
+        /// Resource: app:NAME, folder:/PATH, principal:ID or org.
+        #[arg(long)]
+        resource: String,
+    },
+    /// Grant a role on a folder (and everything below it) to a principal or a group.
+    Grant {
+        /// Role name.
+        role: String,
+        /// Folder path or id (`/` for the whole org).
+        #[arg(long)]
+        folder: String,
+        /// Principal id.
+        #[arg(long, conflicts_with = "group")]
+        principal: Option<String>,
+        /// Group id.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Revoke a role binding.
+    Revoke {
+        /// Binding id (`rb_…`).
+        id: String,
+    },
+    /// List role bindings.
+    Bindings {
+        /// Only this principal's or group's (id).
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// List built-in and custom roles with their actions.
+    Roles,
+    /// Define or redefine a custom role.
+    DefineRole {
+        /// Role name.
+        name: String,
+        /// Actions, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        actions: Vec<String>,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Add or replace a guardrail from a Cedar file holding one `forbid` policy.
+    Guardrail {
+        /// Guardrail name.
+        name: String,
+        /// The policy file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Why it exists.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List guardrails.
+    Guardrails,
+    /// Remove a guardrail.
+    RemoveGuardrail {
+        /// Guardrail name.
+        name: String,
+    },
+    /// Print the Cedar schema guardrails are written against.
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod app;
 mod audit;
+mod authz;
 mod folder;
 mod org;
 mod principal;
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Scan(args) => scan::run(args, json),
         Command::ScanPolicy(c) => scan::run_policy(c, &client()?, json).await,
         Command::ReviewPolicy(c) => scan::run_review_policy(c, &client()?, json).await,
+        Command::Authz(c) => authz::run(c, &client()?, json).await,
         Command::Advisories(c) => scan::run_advisories(c, json),
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await

@@ -40,13 +40,15 @@ async fn fixture(t: &TestApp) -> Fixture {
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = t.push("ledger", admin, bundle(&[("gatehouse.toml", &manifest("ledger")), ("server.js", "1")])).await;
     assert_eq!(s, StatusCode::CREATED);
-    let (_, sec) = t.post("/api/v1/secrets", admin, json!({"name": "K", "value": "v-authz-canary", "folder": "/fin"})).await;
+    let (_, sec) =
+        t.post("/api/v1/secrets", admin, json!({"name": "K", "value": "v-authz-canary", "folder": "/fin"})).await;
     let (_, g) = t.post("/api/v1/groups", admin, json!({"name": "finance"})).await;
     let group = g["id"].as_str().unwrap().to_owned();
     let (_, p) = t.post("/api/v1/principals", admin, json!({"kind": "user", "name": "ann@example.com"})).await;
     let other = p["id"].as_str().unwrap().to_owned();
     let (_, tok) = t.post("/api/v1/tokens", admin, json!({"name": "t", "scope": "read", "principal_id": other})).await;
-    let (_, b) = t.post("/api/v1/role-bindings", admin, json!({"role": "viewer", "folder": "/fin", "group_id": group})).await;
+    let (_, b) =
+        t.post("/api/v1/role-bindings", admin, json!({"role": "viewer", "folder": "/fin", "group_id": group})).await;
     let (_, sup) = t
         .post(
             "/api/v1/apps/ledger/suppressions",
@@ -69,15 +71,16 @@ async fn fixture(t: &TestApp) -> Fixture {
 /// gets, it gets from a route that forgot to ask.
 async fn nobody(t: &TestApp) -> (String, String) {
     let admin = t.admin();
-    let (_, p) =
-        t.post("/api/v1/principals", admin, json!({"kind": "user", "name": "nobody@example.com", "max_scope": "admin"}))
-            .await;
+    let (_, p) = t
+        .post("/api/v1/principals", admin, json!({"kind": "user", "name": "nobody@example.com", "max_scope": "admin"}))
+        .await;
     let id = p["id"].as_str().unwrap().to_owned();
     let (_, tok) = t.post("/api/v1/tokens", admin, json!({"name": "n", "scope": "admin", "principal_id": id})).await;
     let (_, bindings) = t.get(&format!("/api/v1/role-bindings?subject={id}"), admin).await;
     for b in bindings.as_array().unwrap() {
-        let (s, _) =
-            t.call(Method::DELETE, &format!("/api/v1/role-bindings/{}", b["id"].as_str().unwrap()), Some(admin), None).await;
+        let (s, _) = t
+            .call(Method::DELETE, &format!("/api/v1/role-bindings/{}", b["id"].as_str().unwrap()), Some(admin), None)
+            .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
     }
     (id, tok["secret"].as_str().unwrap().to_owned())
@@ -181,7 +184,8 @@ async fn every_route_decides_authorization(b: Backend) {
         ("POST", "/api/v1/vault/key/rotate", "/api/v1/vault/key/rotate".into(), Some(json!({})), Denied),
         ("GET", "/api/v1/whoami", "/api/v1/whoami".into(), None, OwnOk),
     ];
-    let covered: BTreeSet<(String, String)> = table.iter().map(|(m, p, ..)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let covered: BTreeSet<(String, String)> =
+        table.iter().map(|(m, p, ..)| ((*m).to_owned(), (*p).to_owned())).collect();
     assert_eq!(covered, operations(), "routes without an authorization case: add them here");
 
     for (m, p, uri, body, expect) in &table {
@@ -220,7 +224,9 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
         let (s, _) = t.post("/api/v1/apps", &admin, json!({"name": app, "folder": folder})).await;
         assert_eq!(s, StatusCode::CREATED);
     }
-    let (_, p) = t.post("/api/v1/principals", &admin, json!({"kind": "user", "name": "bea@example.com", "max_scope": "write"})).await;
+    let (_, p) = t
+        .post("/api/v1/principals", &admin, json!({"kind": "user", "name": "bea@example.com", "max_scope": "write"}))
+        .await;
     let bea = p["id"].as_str().unwrap().to_owned();
     let (_, tok) = t.post("/api/v1/tokens", &admin, json!({"name": "b", "scope": "write", "principal_id": bea})).await;
     let tok = tok["secret"].as_str().unwrap().to_owned();
@@ -236,13 +242,15 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
     let gid = g["id"].as_str().unwrap().to_owned();
     let (s, _) = t.call(Method::PUT, &format!("/api/v1/groups/{gid}/members/{bea}"), Some(&admin), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, grant) = t.post("/api/v1/role-bindings", &admin, json!({"role": "builder", "folder": "/fin", "group_id": gid})).await;
+    let (s, grant) =
+        t.post("/api/v1/role-bindings", &admin, json!({"role": "builder", "folder": "/fin", "group_id": gid})).await;
     assert_eq!(s, StatusCode::CREATED, "{grant}");
 
     // Granted on /fin, it holds in /fin/payroll; not in /ops; and builders do not deploy.
     let (s, v) = t.get("/api/v1/apps/salaries", &tok).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = t.push("salaries", &tok, bundle(&[("gatehouse.toml", &manifest("salaries")), ("server.js", "1")])).await;
+    let (s, v) =
+        t.push("salaries", &tok, bundle(&[("gatehouse.toml", &manifest("salaries")), ("server.js", "1")])).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = t.get("/api/v1/apps/deploys", &tok).await;
     assert_problem(s, &v, StatusCode::FORBIDDEN, "access-denied");
@@ -253,23 +261,29 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
     assert_problem(s, &v, StatusCode::FORBIDDEN, "access-denied");
 
     // Explain names the binding, the group and the deciding policy.
-    let (s, e) = t
-        .get(&format!("/api/v1/authz/explain?principal={bea}&action=app.push&resource=app:salaries"), &admin)
-        .await;
+    let (s, e) =
+        t.get(&format!("/api/v1/authz/explain?principal={bea}&action=app.push&resource=app:salaries"), &admin).await;
     assert_eq!(s, StatusCode::OK, "{e}");
     assert_eq!(e["decision"], "allow");
     assert_eq!(e["policies"], json!(["role:builder"]));
     assert_eq!(e["grants"][0]["via_group"], "finance-builders");
     assert_eq!(e["grants"][0]["folder"], "/fin");
     let (_, e) = t
-        .get(&format!("/api/v1/authz/explain?principal=bea@example.com&action=app.deploy&resource=app:salaries"), &admin)
+        .get(
+            "/api/v1/authz/explain?principal=bea@example.com&action=app.deploy&resource=app:salaries",
+            &admin,
+        )
         .await;
     assert_eq!(e["decision"], "deny");
 
     // A custom role adds exactly its actions.
-    let (s, v) = t.call(Method::PUT, "/api/v1/roles/releaser", Some(&admin), Some(json!({"actions": ["app.read", "app.deploy"]}))).await;
+    let (s, v) = t
+        .call(Method::PUT, "/api/v1/roles/releaser", Some(&admin), Some(json!({"actions": ["app.read", "app.deploy"]})))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = t.post("/api/v1/role-bindings", &admin, json!({"role": "releaser", "folder": "/ops", "principal_id": bea})).await;
+    let (s, v) = t
+        .post("/api/v1/role-bindings", &admin, json!({"role": "releaser", "folder": "/ops", "principal_id": bea}))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, _) = t.get("/api/v1/apps/deploys", &tok).await;
     assert_eq!(s, StatusCode::OK);
@@ -280,7 +294,8 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
     assert_eq!(s, StatusCode::CONFLICT);
     let (s, v) = t.call(Method::PUT, "/api/v1/roles/bad", Some(&admin), Some(json!({"actions": ["app.nuke"]}))).await;
     assert!(assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation").contains("unknown action"));
-    let (s, _) = t.call(Method::PUT, "/api/v1/roles/viewer", Some(&admin), Some(json!({"actions": ["app.read"]}))).await;
+    let (s, _) =
+        t.call(Method::PUT, "/api/v1/roles/viewer", Some(&admin), Some(json!({"actions": ["app.read"]}))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Leaving the group takes the group's roles away on the next request.
@@ -313,10 +328,16 @@ async fn guardrails_forbid_and_are_checked(b: Backend) {
     let policy = r#"forbid(principal, action == Gatehouse::Action::"app.push", resource)
         when { resource.sensitivity == "high" && !context.mfa };"#;
     let (s, v) = t
-        .call(Method::PUT, "/api/v1/guardrails/high-needs-mfa", Some(&admin), Some(json!({"policy": policy, "description": "MFA for regulated apps"})))
+        .call(
+            Method::PUT,
+            "/api/v1/guardrails/high-needs-mfa",
+            Some(&admin),
+            Some(json!({"policy": policy, "description": "MFA for regulated apps"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = t.push("payments", &admin, bundle(&[("gatehouse.toml", &manifest("payments")), ("server.js", "1")])).await;
+    let (s, v) =
+        t.push("payments", &admin, bundle(&[("gatehouse.toml", &manifest("payments")), ("server.js", "1")])).await;
     let detail = assert_problem(s, &v, StatusCode::FORBIDDEN, "access-denied");
     assert!(detail.contains("guardrail:high-needs-mfa"), "{detail}");
     // Reads are not affected.
@@ -327,20 +348,27 @@ async fn guardrails_forbid_and_are_checked(b: Backend) {
     let (s, v) = t.call(Method::PUT, "/api/v1/guardrails/typo", Some(&admin), Some(json!({"policy": typo}))).await;
     assert!(assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation").contains("sensitivty"));
     let (s, v) = t
-        .call(Method::PUT, "/api/v1/guardrails/open", Some(&admin), Some(json!({"policy": "permit(principal, action, resource);"})))
+        .call(
+            Method::PUT,
+            "/api/v1/guardrails/open",
+            Some(&admin),
+            Some(json!({"policy": "permit(principal, action, resource);"})),
+        )
         .await;
     assert!(assert_problem(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation").contains("only forbid"));
     // Removing it lifts it on the next request.
     let (s, _) = t.call(Method::DELETE, "/api/v1/guardrails/high-needs-mfa", Some(&admin), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, v) = t.push("payments", &admin, bundle(&[("gatehouse.toml", &manifest("payments")), ("server.js", "1")])).await;
+    let (s, v) =
+        t.push("payments", &admin, bundle(&[("gatehouse.toml", &manifest("payments")), ("server.js", "1")])).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
 
 async fn tenants_grant_nothing_across_orgs(b: Backend) {
     let t = app(b).await;
     let admin = t.admin().to_owned();
-    let (s, created) = t.post("/api/v1/orgs", &admin, json!({"name": "tenant", "admin_email": "boss@tenant.example"})).await;
+    let (s, created) =
+        t.post("/api/v1/orgs", &admin, json!({"name": "tenant", "admin_email": "boss@tenant.example"})).await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let tenant = created["token"]["secret"].as_str().unwrap().to_owned();
     let (s, _) = t.post("/api/v1/apps", &admin, json!({"name": "operator-app"})).await;
@@ -352,7 +380,11 @@ async fn tenants_grant_nothing_across_orgs(b: Backend) {
     assert_eq!(groups, json!([]));
     // Binding an operator principal in the tenant is refused: it does not exist there.
     let (s, _) = t
-        .post("/api/v1/role-bindings", &tenant, json!({"role": "viewer", "folder": "/", "principal_id": t.boot.admin.id}))
+        .post(
+            "/api/v1/role-bindings",
+            &tenant,
+            json!({"role": "viewer", "folder": "/", "principal_id": t.boot.admin.id}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

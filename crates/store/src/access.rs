@@ -635,15 +635,14 @@ impl Store {
 
     /// The org's guardrails, by name.
     pub async fn list_guardrails(&self, org: &OrgId) -> Result<Vec<Guardrail>, StoreError> {
-        let rows: Vec<GuardrailRow> =
-            on_read!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<GuardrailRow> = on_read!(self, |pool| {
+            sqlx::query_as(
             "SELECT name, description, policy, created_at, created_by FROM guardrails WHERE org_id = $1 ORDER BY name"
         )
         .bind(org.as_str())
         .fetch_all(pool)
         .await?
-            });
+        });
         rows.into_iter()
             .map(|r| {
                 Ok(Guardrail {
