@@ -268,12 +268,8 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
     assert_eq!(e["policies"], json!(["role:builder"]));
     assert_eq!(e["grants"][0]["via_group"], "finance-builders");
     assert_eq!(e["grants"][0]["folder"], "/fin");
-    let (_, e) = t
-        .get(
-            "/api/v1/authz/explain?principal=bea@example.com&action=app.deploy&resource=app:salaries",
-            &admin,
-        )
-        .await;
+    let (_, e) =
+        t.get("/api/v1/authz/explain?principal=bea@example.com&action=app.deploy&resource=app:salaries", &admin).await;
     assert_eq!(e["decision"], "deny");
 
     // A custom role adds exactly its actions.

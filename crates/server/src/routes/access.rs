@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use gatehouse_authz::{Action, BuiltinRole, Explanation, ResourceKind};
+use gatehouse_authz::{Action, BuiltinRole, Explanation};
 use gatehouse_core::{CustomRole, Group, GroupId, Guardrail, PrincipalId, RoleBinding, RoleBindingId};
 use gatehouse_store::BindingSubject;
 use serde::{Deserialize, Serialize};
@@ -406,28 +406,17 @@ async fn explain(
             ));
         }
     };
-    // Asking about oneself needs nothing more; about others, the right to read access rules there.
-    let scope = if resource.kind == ResourceKind::App || resource.kind == ResourceKind::Folder {
-        resource::folder(
-            &state
-                .store
-                .get_folder(
-                    &p.org_id,
-                    &resource
-                        .folder
-                        .as_deref()
-                        .unwrap_or_default()
-                        .parse()
-                        .map_err(|e: gatehouse_core::IdError| ApiError::Unprocessable(e.to_string()))?,
-                )
-                .await?,
-        )
-    } else {
-        resource::root()
-    };
-    if target.id != p.id
-        || !auth.allows(&state, Action::PrincipalSelf, &resource::principal(p.id.as_str(), p.kind, &p.name)).await?
-    {
+    // Asking about oneself needs nothing more; about others, the right to read access rules where
+    // the resource is.
+    let asker_self = resource::principal(p.id.as_str(), p.kind, &p.name);
+    if target.id != p.id || !auth.allows(&state, Action::PrincipalSelf, &asker_self).await? {
+        let scope = match &resource.folder {
+            Some(f) => {
+                let id = f.parse().map_err(|e: gatehouse_core::IdError| ApiError::Unprocessable(e.to_string()))?;
+                resource::folder(&state.store.get_folder(&p.org_id, &id).await?)
+            }
+            None => resource::root(),
+        };
         auth.authorize(&state, Action::AuthzRead, &scope).await?;
     }
     let snapshot = state.authz.snapshot(&state.store, &p.org_id, p.authz_version).await?;

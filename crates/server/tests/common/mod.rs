@@ -14,6 +14,7 @@ use tower::ServiceExt;
 /// A router over a fresh store with a bootstrapped operator org.
 pub struct TestApp {
     pub router: Router,
+    pub state: AppState,
     pub store: Store,
     pub boot: Bootstrap,
     pub config: Config,
@@ -61,8 +62,8 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
     .unwrap();
     let state = AppState::new(store.clone(), vault, &config).unwrap();
     state.scanner.clone().spawn_workers(config.scan.workers, std::time::Duration::from_millis(200));
-    let router = build_router(state);
-    TestApp { router, store, boot, config, _dir: dir, _keys: keys }
+    let router = build_router(state.clone());
+    TestApp { router, state, store, boot, config, _dir: dir, _keys: keys }
 }
 
 impl TestApp {
