@@ -334,11 +334,26 @@ pub(crate) async fn record_outcomes(State(state): State<AppState>, mut req: Requ
         details["token_hmac"] = serde_json::Value::String(state.audit.hmac(&org, token));
     }
     let problem = res.extensions().get::<crate::error::ProblemCode>().map(|c| c.0);
+    // An authorization denial names what was denied, not just the route it came through.
+    let (action, resource) = match &seen.denial {
+        Some(d) if status == StatusCode::FORBIDDEN => {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                text(&d["action"]),
+                ResourceRef {
+                    kind: text(&d["resource"]["kind"]),
+                    id: text(&d["resource"]["id"]),
+                    path: Some(text(&d["resource"]["name"])),
+                },
+            )
+        }
+        _ => (action.to_owned(), ResourceRef { kind: "route".to_owned(), id: route, path: None }),
+    };
     let draft = AuditDraft {
         org_id: org,
         actor,
-        action: action.to_owned(),
-        resource: ResourceRef { kind: "route".to_owned(), id: route, path: None },
+        action,
+        resource,
         outcome,
         reason: problem.map(str::to_owned),
         request_id: meta.request_id,

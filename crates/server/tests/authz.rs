@@ -312,6 +312,10 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
         .cloned()
         .unwrap_or_else(|| panic!("no recorded denial: {recs}"));
     assert_eq!(denial["actor"]["name"], "bea@example.com", "{denial}");
+    assert_eq!(denial["action"], "app.read", "{denial}");
+    assert_eq!(denial["resource"]["kind"], "app", "{denial}");
+    assert_eq!(denial["resource"]["path"], "salaries", "{denial}");
+    assert_eq!(denial["details"]["route"], "/api/v1/apps/{app}", "{denial}");
     assert!(denial["details"]["authorization"]["reason"].as_str().unwrap().contains("no role"), "{denial}");
 }
 

@@ -460,11 +460,11 @@ impl Store {
             .bind(subject.unwrap_or(""))
             .fetch_all(pool)
             .await?);
-        let folders = self.list_folders(org).await?;
+        let paths: std::collections::HashMap<String, String> =
+            self.list_folders(org).await?.into_iter().map(|f| (f.id.to_string(), f.path)).collect();
         rows.into_iter()
             .map(|r| {
-                let path =
-                    folders.iter().find(|f| f.id.as_str() == r.folder_id).map(|f| f.path.clone()).unwrap_or_default();
+                let path = paths.get(&r.folder_id).cloned().unwrap_or_default();
                 binding_from_row(r, path)
             })
             .collect()

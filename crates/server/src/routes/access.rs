@@ -131,9 +131,10 @@ async fn list_bindings(
     let p = auth.principal();
     auth.filters_each_item();
     let mut out = Vec::new();
-    let folders = state.store.list_folders(&p.org_id).await?;
+    let folders: std::collections::HashMap<_, _> =
+        state.store.list_folders(&p.org_id).await?.into_iter().map(|f| (f.id.clone(), f)).collect();
     for b in state.store.list_bindings(&p.org_id, filter.subject.as_deref()).await? {
-        let Some(folder) = folders.iter().find(|f| f.id == b.folder_id) else { continue };
+        let Some(folder) = folders.get(&b.folder_id) else { continue };
         if auth.allows(&state, Action::AuthzRead, &resource::folder(folder)).await? {
             out.push(b);
         }
