@@ -142,6 +142,16 @@ impl FromStr for Sensitivity {
     }
 }
 
+/// The kind of credential a request was authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// An API token (`gat_…`).
+    ApiToken,
+    /// A short-lived access token from the OAuth client-credentials grant.
+    ClientCredentials,
+}
+
 /// An authenticated caller, as established from a credential on each request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -157,6 +167,8 @@ pub struct Principal {
     pub token_id: TokenId,
     /// What that token may do.
     pub scope: Scope,
+    /// The kind of credential presented.
+    pub credential: Credential,
     /// Whether the principal's org is the operator org, whose admins may create other orgs.
     pub operator: bool,
     /// The version of the org's access-control data when the credential was checked; a server

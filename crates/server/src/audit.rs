@@ -28,12 +28,12 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 
-/// Why the audit keys could not be loaded.
+/// Why a key file (audit or access-token keys) could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("audit key file `{path}`: {message}")]
+#[error("key file `{path}`: {message}")]
 pub struct KeyFileError {
-    path: String,
-    message: String,
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 /// The checkpoint signing key and the HMAC key for sensitive details, from a 0600 file outside
@@ -133,7 +133,7 @@ impl AuditKeys {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -151,7 +151,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn check_permissions(path: &Path) -> Result<(), String> {
+pub(crate) fn check_permissions(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode();
     if mode & 0o077 != 0 {
@@ -161,7 +161,7 @@ fn check_permissions(path: &Path) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path) -> Result<(), String> {
+pub(crate) fn check_permissions(_path: &Path) -> Result<(), String> {
     Ok(())
 }
 
@@ -257,6 +257,8 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/api/v1/apps/{app}/suppressions") => "app.suppression.create",
         ("PUT", "/api/v1/review-policy") => "review.policy.set",
         ("DELETE", "/api/v1/apps/{app}/suppressions/{id}") => "app.suppression.revoke",
+        ("POST", "/api/v1/principals/{id}/client-secrets") => "principal.client_secret.create",
+        ("POST", "/oauth/token") => "auth.token.issue",
         ("PUT", "/api/v1/roles/{name}") => "role.define",
         ("DELETE", "/api/v1/roles/{name}") => "role.delete",
         ("POST", "/api/v1/role-bindings") => "role.grant",

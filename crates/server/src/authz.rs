@@ -169,5 +169,10 @@ pub async fn explain(
     source: Option<&str>,
 ) -> Result<Explanation, ApiError> {
     let snapshot = cache.snapshot(store, &principal.org_id, principal.authz_version).await?;
-    Ok(snapshot.authorize(&who(principal), action, resource, &context(source)))
+    let mut ctx = context(source);
+    ctx.authn = match principal.credential {
+        gatehouse_core::Credential::ApiToken => AuthMethod::Token,
+        gatehouse_core::Credential::ClientCredentials => AuthMethod::ClientCredentials,
+    };
+    Ok(snapshot.authorize(&who(principal), action, resource, &ctx))
 }

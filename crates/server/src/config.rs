@@ -40,6 +40,8 @@ pub struct Config {
     pub scan: ScanSettings,
     /// The independent reviewer.
     pub review: ReviewSettings,
+    /// Service-identity credentials.
+    pub identity: IdentitySettings,
 }
 
 /// The independent reviewer of each revision. Without `url` and `model`, the deterministic
@@ -112,6 +114,26 @@ impl Default for ScanSettings {
             pattern_rules: None,
             workers: 2,
         }
+    }
+}
+
+/// Credentials Gatehouse issues to service identities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    /// The access-token signing key file (created with mode 0600);
+    /// `<data_dir>/token-keys.json` when unset.
+    pub token_key_file: Option<PathBuf>,
+    /// The `iss` of access tokens (use the server's public URL).
+    pub issuer: String,
+    /// How long a client-credentials access token lives, at most `15m`.
+    #[serde(with = "humantime_serde_compat")]
+    pub access_token_ttl: Duration,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self { token_key_file: None, issuer: "gatehouse".to_owned(), access_token_ttl: Duration::from_secs(900) }
     }
 }
 
@@ -304,6 +326,7 @@ impl Default for Config {
             audit: AuditSettings::default(),
             scan: ScanSettings::default(),
             review: ReviewSettings::default(),
+            identity: IdentitySettings::default(),
         }
     }
 }
@@ -430,7 +453,12 @@ impl Config {
         self.vault.key_file.clone().unwrap_or_else(|| self.data_dir.join("vault-keys.json"))
     }
 
-    /// The audit key file's path.
+    /// The access-token signing key file's path.
+    pub fn token_key_file(&self) -> PathBuf {
+        self.identity.token_key_file.clone().unwrap_or_else(|| self.data_dir.join("token-keys.json"))
+    }
+
+    /// Where the audit keys live.
     pub fn audit_key_file(&self) -> PathBuf {
         self.audit.key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-keys.json"))
     }
@@ -532,6 +560,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "`scan.max_attempts` must be at least 1 and `scan.lease` at least 10s".to_owned(),
             ));
+        }
+        if self.identity.access_token_ttl.is_zero() || self.identity.access_token_ttl > Duration::from_secs(900) {
+            return Err(ConfigError::Invalid("`identity.access_token_ttl` must be from 1s to 15m".to_owned()));
+        }
+        if self.identity.issuer.trim().is_empty() {
+            return Err(ConfigError::Invalid("`identity.issuer` must not be empty".to_owned()));
         }
         if !(1..=64).contains(&self.scan.workers) {
             return Err(ConfigError::Invalid("`scan.workers` must be 1 to 64".to_owned()));

@@ -233,14 +233,26 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthenticated("only the Bearer scheme is accepted".to_owned()));
         }
-        let principal = match state.store.authenticate(secret.trim()).await? {
+        let secret = secret.trim();
+        // A JWT (three base64url parts) is a client-credentials access token; anything else is
+        // looked up as an API token.
+        let looks_like_jwt = secret.starts_with("eyJ") && secret.matches('.').count() == 2;
+        let authenticated = if looks_like_jwt {
+            match crate::oauth::authenticate(state, secret).await {
+                Ok(p) => Ok(p),
+                Err(ApiError::Unauthenticated(m)) => Err(ApiError::Unauthenticated(m)),
+                Err(other) => return Err(other),
+            }
+        } else {
+            state.store.authenticate(secret).await?.map_err(ApiError::from)
+        };
+        let principal = match authenticated {
             Ok(p) => p,
             Err(rejection) => {
                 if let Some(slot) = &slot {
-                    slot.0.lock().unwrap_or_else(|p| p.into_inner()).rejected_token =
-                        Some(secret.trim().as_bytes().to_vec());
+                    slot.0.lock().unwrap_or_else(|p| p.into_inner()).rejected_token = Some(secret.as_bytes().to_vec());
                 }
-                return Err(rejection.into());
+                return Err(rejection);
             }
         };
         if let Some(slot) = &slot {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod export;
 mod extract;
+pub mod oauth;
 mod routes;
 pub mod scan;
 pub mod vault;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub scanner: std::sync::Arc<scan::Scanner>,
     /// Each org's roles, bindings and guardrails, ready for decisions.
     pub authz: std::sync::Arc<authz::AuthzCache>,
+    /// Signs and verifies service identities' access tokens.
+    pub tokens: std::sync::Arc<oauth::TokenKeys>,
 }
 
 /// Why the server's state could not be built.
@@ -82,6 +85,11 @@ impl AppState {
             request_timeout: config.limits.request_timeout,
             scanner: std::sync::Arc::new(scanner),
             authz: std::sync::Arc::new(authz::AuthzCache::default()),
+            tokens: std::sync::Arc::new(oauth::TokenKeys::open_or_create(
+                &config.token_key_file(),
+                &config.identity.issuer,
+                config.identity.access_token_ttl,
+            )?),
             audit,
             batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),
@@ -188,6 +196,8 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::routes())
         .merge(api)
+        .route("/oauth/token", axum::routing::post(oauth::token))
+        .route("/.well-known/jwks.json", axum::routing::get(oauth::jwks))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

@@ -163,6 +163,9 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     let pid = p["id"].as_str().unwrap().to_owned();
     let (s, tok) = t.post("/api/v1/tokens", &admin, json!({"name": "ci", "scope": "push", "principal_id": pid})).await;
     ok("POST", "/api/v1/tokens", "token.create", s, &tok);
+    let (s, v) = t.call(Method::POST, &format!("/api/v1/principals/{pid}/client-secrets"), Some(&admin), None).await;
+    ok("POST", "/api/v1/principals/{id}/client-secrets", "principal.client_secret.create", s, &v);
+    let client_secret = v["client_secret"].as_str().unwrap().to_owned();
     let (s, v) = t
         .post(
             "/api/v1/audit/events",
@@ -248,6 +251,7 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     }
     let secret_json = serde_json::to_string(&records).unwrap();
     assert!(!secret_json.contains("canary-audit-secret-1"), "a secret value reached the audit log");
+    assert!(!secret_json.contains(&client_secret), "a client secret reached the audit log");
     assert!(!secret_json.contains("\"gat_wrong\""), "a presented token reached the audit log");
 
     // The same operations, failing (bad ids, empty bodies): each leaves a `failed` or `denied`

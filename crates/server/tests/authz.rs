@@ -162,6 +162,7 @@ async fn every_route_decides_authorization(b: Backend) {
         ("POST", "/api/v1/principals", "/api/v1/principals".into(), Some(json!({"kind": "service", "name": "etl"})), Denied),
         ("GET", "/api/v1/principals/{id}", format!("/api/v1/principals/{}", f.other), None, Denied),
         ("PATCH", "/api/v1/principals/{id}", format!("/api/v1/principals/{}", f.other), Some(json!({"active": false})), Denied),
+        ("POST", "/api/v1/principals/{id}/client-secrets", format!("/api/v1/principals/{}/client-secrets", f.other), None, Denied),
         ("GET", "/api/v1/review-policy", "/api/v1/review-policy".into(), None, Denied),
         ("PUT", "/api/v1/review-policy", "/api/v1/review-policy".into(), Some(json!({"policy": "be strict"})), Denied),
         ("GET", "/api/v1/role-bindings", "/api/v1/role-bindings".into(), None, Filtered),

@@ -8,6 +8,7 @@
 mod access;
 mod apps;
 mod audit;
+mod clients;
 mod error;
 mod folders;
 mod orgs;
@@ -27,6 +28,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use access::{BindingSubject, role_for_scope};
 pub use apps::{AppPatch, NewApp};
 pub use audit::{AuditCtx, AuditFilter, ChainHead, ExportState, resource};
+pub use clients::{CLIENT_SECRET_PREFIX, NewClientSecret};
 pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};

@@ -323,6 +323,15 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                // Client secrets go too; access tokens already issued are refused because every
+                // request re-reads the principal's `active`.
+                revoked += sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE org_id = $2 AND principal_id = $3 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             if updated > 0 {
                 let details = serde_json::json!({"tokens_revoked": revoked});
@@ -487,6 +496,7 @@ impl Store {
             name: row.name,
             token_id: parse_col("api_tokens.id", &row.token_id)?,
             scope: token_scope.min(max_scope),
+            credential: gatehouse_core::Credential::ApiToken,
             operator: row.operator,
             authz_version: row.authz_version,
         }))

@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_principal, update_principal))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(create_client_secret))
 }
 
 /// List the org's users and service identities.
@@ -263,4 +264,24 @@ async fn revoke_token(
     let revoked = state.store.revoke_token(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(token = %id, by = %p.id, "token revoked");
     Ok(Json(revoked))
+}
+
+/// Issue an OAuth client secret for a service identity: it exchanges `client_id` (the identity's
+/// id) and the secret at `POST /oauth/token` for access tokens of at most 15 minutes. The secret
+/// is in this response only; deactivating the identity revokes its secrets and refuses its
+/// access tokens at once.
+#[utoipa::path(post, path = "/api/v1/principals/{id}/client-secrets", tag = "principals", params(("id" = PrincipalId, Path)),
+    responses((status = 201, body = gatehouse_store::NewClientSecret), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn create_client_secret(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<PrincipalId>,
+) -> ApiResult<(StatusCode, Json<gatehouse_store::NewClientSecret>)> {
+    let p = auth.principal();
+    let record = state.store.get_principal(&p.org_id, &id).await?;
+    auth.authorize(&state, Action::PrincipalManage, &resource::principal(id.as_str(), record.kind, &record.name))
+        .await?;
+    let created = state.store.create_client_secret(&p.org_id, &id, &auth.audit()).await?;
+    tracing::info!(principal = %id, secret = %created.id, by = %p.id, "client secret issued");
+    Ok((StatusCode::CREATED, Json(created)))
 }

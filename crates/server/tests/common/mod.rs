@@ -54,6 +54,7 @@ pub async fn app_with(backend: Backend, config: Config) -> TestApp {
     let mut config = config;
     config.vault.key_file = Some(keys.path().join("keys.json"));
     config.audit.key_file = Some(keys.path().join("audit-keys.json"));
+    config.identity.token_key_file = Some(keys.path().join("token-keys.json"));
     let vault = gatehouse_server::vault::open_vault(
         store.clone(),
         &config,
