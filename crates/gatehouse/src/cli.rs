@@ -660,6 +660,12 @@ pub enum PrincipalCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Issue an OAuth client secret for a service identity (shown once); exchange it at
+    /// /oauth/token for 15-minute access tokens.
+    ClientSecret {
+        /// Service identity id.
+        id: String,
+    },
     /// Deactivate a principal; its tokens are revoked at once.
     Deactivate {
         /// Principal id.

@@ -32,6 +32,11 @@ impl Client {
         Ok(Self { http, base, token: cred.token.clone() })
     }
 
+    /// The server's URL.
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
     /// A request to `path` (relative to the server root, such as `api/v1/apps`).
     pub fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
         let url = self.base.join(path).with_context(|| format!("bad request path `{path}`"))?;

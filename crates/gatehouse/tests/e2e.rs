@@ -864,5 +864,27 @@ fn authz_cli_grants_revokes_and_explains() {
     let err = admin.fails(&["authz", "guardrail", "typo", "--file", policy.to_str().unwrap()]);
     assert!(err.contains("sensitivty"), "{err}");
     assert!(admin.ok(&["authz", "schema"]).contains("namespace Gatehouse"));
+
+    // A service identity gets a client secret and trades it for a short-lived access token.
+    let etl = admin.json(&["principal", "create", "etl", "--kind", "service", "--max-scope", "read"]);
+    let creds = admin.json(&["principal", "client-secret", etl["id"].as_str().unwrap()]);
+    assert_eq!(creds["client_id"], etl["id"]);
+    let secret = creds["client_secret"].as_str().unwrap();
+    assert!(secret.starts_with("gcs_"));
+    let tok: Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let res = reqwest::Client::new()
+            .post(format!("{}/oauth/token", server.url))
+            .basic_auth(etl["id"].as_str().unwrap(), Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+        res.json().await.unwrap()
+    });
+    let svc = User::new();
+    svc.ok(&["login", "--url", &server.url, "--token", tok["access_token"].as_str().unwrap()]);
+    assert_eq!(svc.json(&["whoami"])["principal"]["name"], "etl");
+    assert!(admin.fails(&["principal", "client-secret", ana_id]).contains("service identities"));
     assert!(server.stop().success());
 }

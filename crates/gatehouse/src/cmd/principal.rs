@@ -26,6 +26,18 @@ pub async fn run_principal(cmd: PrincipalCommand, client: &Client, as_json: bool
             let body = json!({ "kind": kind, "name": name, "max_scope": max_scope, "display_name": display_name });
             client.json(Method::POST, "api/v1/principals", &body).await?
         }
+        PrincipalCommand::ClientSecret { id } => {
+            let c: Value = client
+                .json(Method::POST, &format!("api/v1/principals/{}/client-secrets", seg(&id)), &json!({}))
+                .await?;
+            if as_json {
+                return output::json(&c);
+            }
+            println!("client_id     {}", s(&c, "client_id"));
+            println!("client_secret {}", s(&c, "client_secret"));
+            println!("(shown once; exchange it with grant_type=client_credentials at {}oauth/token)", client.base());
+            return Ok(());
+        }
         PrincipalCommand::Deactivate { id } => {
             client.json(Method::PATCH, &format!("api/v1/principals/{}", seg(&id)), &json!({ "active": false })).await?
         }
