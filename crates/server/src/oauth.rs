@@ -60,6 +60,8 @@ pub struct Claims {
     pub scope: String,
     /// The OAuth client (the same identity).
     pub client_id: String,
+    /// The client secret the token was issued against.
+    pub csid: String,
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -107,7 +109,7 @@ impl TokenKeys {
     }
 
     /// Signs an access token for `p` (its `token_id` is the token's `jti`).
-    fn issue(&self, p: &Principal) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+    fn issue(&self, p: &Principal, secret_id: &str) -> Result<(String, u64), jsonwebtoken::errors::Error> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -119,6 +121,7 @@ impl TokenKeys {
             org: p.org_id.to_string(),
             scope: p.scope.to_string(),
             client_id: p.id.to_string(),
+            csid: secret_id.to_owned(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -165,7 +168,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, cr
     let id: PrincipalId = claims.sub.parse().map_err(|_| bad())?;
     let jti: TokenId = claims.jti.parse().map_err(|_| bad())?;
     let scope: Scope = claims.scope.parse().map_err(|_| bad())?;
-    Ok(state.store.access_token_principal(&org, &id, jti, scope).await??)
+    Ok(state.store.access_token_principal(&org, &id, &claims.csid, jti, scope).await??)
 }
 
 /// The token endpoint's request (form-encoded).
@@ -260,14 +263,15 @@ pub async fn token(
             }
         },
     };
-    let principal = match state.store.client_credentials(&client_id, &secret, TokenId::generate(), scope).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(_)) => {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client credentials are not valid");
-        }
-        Err(e) => return crate::ApiError::from(e).into_response(),
-    };
-    let (token, expires_in) = match state.tokens.issue(&principal) {
+    let (principal, secret_id) =
+        match state.store.client_credentials(&client_id, &secret, TokenId::generate(), scope).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => {
+                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client credentials are not valid");
+            }
+            Err(e) => return crate::ApiError::from(e).into_response(),
+        };
+    let (token, expires_in) = match state.tokens.issue(&principal, &secret_id) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign an access token");
@@ -279,7 +283,8 @@ pub async fn token(
     let draft = meta.ctx(&principal).event(
         "auth.token.issue",
         gatehouse_store::resource("principal", principal.id.as_str()),
-        serde_json::json!({"grant": "client_credentials", "jti": principal.token_id, "scope": principal.scope, "expires_in": expires_in}),
+        serde_json::json!({"grant": "client_credentials", "jti": principal.token_id, "client_secret_id": secret_id,
+            "scope": principal.scope, "expires_in": expires_in}),
     );
     if state.batcher.append(vec![draft]).await.is_err() {
         return crate::ApiError::AuditUnavailable.into_response();

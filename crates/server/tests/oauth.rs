@@ -128,10 +128,18 @@ async fn deactivation_refuses_access_tokens_at_once(b: Backend) {
     assert_eq!(s, StatusCode::OK);
     let (s, v) = t.get("/api/v1/whoami", &access).await;
     assert!(assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated").contains("deactivated"));
-    // Its secrets were revoked with it, so reactivation does not revive them.
+    // Its secrets were revoked with it, so reactivation revives neither them nor the tokens
+    // issued against them.
     t.call(Method::PATCH, &format!("/api/v1/principals/{id}"), Some(t.admin()), Some(json!({"active": true}))).await;
     let (s, _) = token_request(&t, Some((&id, &secret)), "grant_type=client_credentials").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = t.get("/api/v1/whoami", &access).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "an access token came back to life with its principal");
+    // A new secret works again.
+    let (_, c) = t.call(Method::POST, &format!("/api/v1/principals/{id}/client-secrets"), Some(t.admin()), None).await;
+    let (s, _) =
+        token_request(&t, Some((&id, c["client_secret"].as_str().unwrap())), "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::OK);
 }
 
 async fn access_tokens_expire(b: Backend) {

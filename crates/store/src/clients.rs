@@ -23,6 +23,7 @@ pub struct NewClientSecret {
 
 #[derive(sqlx::FromRow)]
 struct ClientRow {
+    secret_id: String,
     principal_id: String,
     org_id: String,
     kind: String,
@@ -34,25 +35,30 @@ struct ClientRow {
     revoked_at: Option<i64>,
 }
 
-const CLIENT_SELECT: &str = "SELECT p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, p.active, \
+const CLIENT_SELECT: &str = "SELECT c.id AS secret_id, p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, p.active, \
     o.operator, o.authz_version, c.revoked_at \
     FROM client_secrets c \
     JOIN principals p ON p.org_id = c.org_id AND p.id = c.principal_id \
     JOIN orgs o ON o.id = c.org_id \
     WHERE c.secret_hash = $1";
 
-const PRINCIPAL_SELECT: &str = "SELECT p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, p.active, \
-    o.operator, o.authz_version, NULL AS revoked_at \
-    FROM principals p JOIN orgs o ON o.id = p.org_id \
-    WHERE p.org_id = $1 AND p.id = $2";
+/// The principal behind an access token, with the secret it was issued against: revoking that
+/// secret (or deactivating the principal, which revokes them all) refuses the token at once, and
+/// reactivation does not revive it.
+const TOKEN_SELECT: &str = "SELECT c.id AS secret_id, p.id AS principal_id, p.org_id, p.kind, p.name, p.max_scope, \
+    p.active, o.operator, o.authz_version, c.revoked_at \
+    FROM client_secrets c \
+    JOIN principals p ON p.org_id = c.org_id AND p.id = c.principal_id \
+    JOIN orgs o ON o.id = c.org_id \
+    WHERE c.org_id = $1 AND c.principal_id = $2 AND c.id = $3";
 
 impl ClientRow {
     fn principal(self, jti: TokenId, scope: Option<Scope>) -> Result<Result<Principal, TokenRejection>, StoreError> {
-        if self.revoked_at.is_some() {
-            return Ok(Err(TokenRejection::Revoked));
-        }
         if !self.active {
             return Ok(Err(TokenRejection::Inactive));
+        }
+        if self.revoked_at.is_some() {
+            return Ok(Err(TokenRejection::Revoked));
         }
         let max_scope: Scope = parse_col("principals.max_scope", &self.max_scope)?;
         Ok(Ok(Principal {
@@ -117,14 +123,15 @@ impl Store {
         Ok(NewClientSecret { id, client_id: principal.clone(), client_secret: secret })
     }
 
-    /// Checks a client id and secret; the principal an access token issued now would carry.
+    /// Checks a client id and secret: the principal an access token issued now would carry, and
+    /// the secret's id (which the token names, so revoking the secret refuses the token).
     pub async fn client_credentials(
         &self,
         client_id: &str,
         secret: &str,
         jti: TokenId,
         scope: Option<Scope>,
-    ) -> Result<Result<Principal, TokenRejection>, StoreError> {
+    ) -> Result<Result<(Principal, String), TokenRejection>, StoreError> {
         if !secret.starts_with(CLIENT_SECRET_PREFIX) {
             return Ok(Err(TokenRejection::Unknown));
         }
@@ -132,23 +139,28 @@ impl Store {
         let row: Option<ClientRow> =
             on_read!(self, |pool| sqlx::query_as(CLIENT_SELECT).bind(&hash).fetch_optional(pool).await?);
         match row {
-            Some(row) if row.principal_id == client_id => row.principal(jti, scope),
+            Some(row) if row.principal_id == client_id => {
+                let secret_id = row.secret_id.clone();
+                Ok(row.principal(jti, scope)?.map(|p| (p, secret_id)))
+            }
             _ => Ok(Err(TokenRejection::Unknown)),
         }
     }
 
     /// The principal behind a verified access token, read fresh on every request so that
-    /// deactivation refuses its access tokens at once.
+    /// deactivation or revoking the secret refuses its access tokens at once.
     pub async fn access_token_principal(
         &self,
         org: &OrgId,
         principal: &PrincipalId,
+        secret_id: &str,
         jti: TokenId,
         scope: Scope,
     ) -> Result<Result<Principal, TokenRejection>, StoreError> {
-        let row: Option<ClientRow> = on_read!(self, |pool| sqlx::query_as(PRINCIPAL_SELECT)
+        let row: Option<ClientRow> = on_read!(self, |pool| sqlx::query_as(TOKEN_SELECT)
             .bind(org.as_str())
             .bind(principal.as_str())
+            .bind(secret_id)
             .fetch_optional(pool)
             .await?);
         match row {
