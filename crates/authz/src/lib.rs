@@ -8,9 +8,9 @@
 //!    or through its groups) on the resource or one of its ancestors. This is Cedar's recommended
 //!    *policy slicing*, done by us because 10,000 bindings as 10,000 Cedar policies would make every
 //!    decision walk all of them.
-//! 2. Cedar evaluates one permit policy per role (`context.roles.contains("builder")`), the
-//!    built-in policies and the org's guardrails, over a small entity slice: the principal and its
-//!    groups, the resource and its folder chain up to the org.
+//! 2. Cedar evaluates one permit over the roles that allow the action here (`context.roles`),
+//!    the built-in policies and the org's guardrails, over a small entity slice: the principal
+//!    and its groups, the resource and its folder chain up to the org.
 //!
 //! A policy that fails to evaluate denies: a guardrail must never be skipped because an
 //! attribute was missing.
