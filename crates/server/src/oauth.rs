@@ -324,11 +324,28 @@ mod tests {
         assert!(base64_decode("***").is_none());
     }
 
+    #[test]
+    fn token_requests_parse_and_refuse_repeats() {
+        let r = TokenRequest::parse(b"grant_type=client_credentials&client_id=prn_a&scope=read&extra=1").unwrap();
+        assert_eq!(r.grant_type.as_deref(), Some("client_credentials"));
+        assert_eq!(r.client_id.as_deref(), Some("prn_a"));
+        assert_eq!(r.scope.as_deref(), Some("read"));
+        assert!(r.client_secret.is_none());
+        let err = TokenRequest::parse(b"scope=read&scope=admin").err().unwrap();
+        assert!(err.contains("`scope` is given more than once"), "{err}");
+        assert_eq!(percent_decode("a%3Ab+c"), "a:b c");
+    }
+
     proptest! {
         #[test]
         fn basic_credentials_never_panic(s in ".{0,200}") {
             let _ = base64_decode(&s);
             let _ = percent_decode(&s);
+        }
+
+        #[test]
+        fn token_request_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = TokenRequest::parse(&body);
         }
     }
 }
