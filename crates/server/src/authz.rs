@@ -54,15 +54,20 @@ impl AuthzCache {
 
 /// The principal as the authorizer sees it.
 pub fn who(p: &Principal) -> Who {
+    // Deactivated principals do not authenticate; anyone here is active.
+    who_of(p.id.as_str(), p.kind, &p.name, true)
+}
+
+/// Any principal, by its stored facts (for explanations about someone else).
+pub fn who_of(id: &str, kind: gatehouse_core::PrincipalKind, name: &str, active: bool) -> Who {
     Who {
-        id: p.id.to_string(),
-        kind: match p.kind {
+        id: id.to_owned(),
+        kind: match kind {
             gatehouse_core::PrincipalKind::User => PrincipalKind::User,
             gatehouse_core::PrincipalKind::Service => PrincipalKind::Service,
         },
-        name: p.name.clone(),
-        // Deactivated principals do not authenticate; anyone here is active.
-        active: true,
+        name: name.to_owned(),
+        active,
     }
 }
 

@@ -260,6 +260,15 @@ async fn roles_are_inherited_and_changes_apply_at_once(b: Backend) {
     assert_eq!(names, vec!["salaries"]);
     let (s, v) = t.post("/api/v1/apps", &tok, json!({"name": "bonus", "folder": "/ops"})).await;
     assert_problem(s, &v, StatusCode::FORBIDDEN, "access-denied");
+    // Secrets are seen where their app is: two on salaries (one app lookup), one on deploys.
+    for (name, app) in [("A", "salaries"), ("B", "salaries"), ("C", "deploys")] {
+        let (s, v) = t.post("/api/v1/secrets", &admin, json!({"name": name, "value": "v", "app": app})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, secrets) = t.get("/api/v1/secrets", &tok).await;
+    let mut names: Vec<&str> = secrets.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["A", "B"]);
 
     // Explain names the binding, the group and the deciding policy.
     let (s, e) =

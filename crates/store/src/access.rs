@@ -38,6 +38,21 @@ macro_rules! insert_root_binding {
     };
 }
 
+/// Deletes the org's row named `$name` from `$table` inside `$tx`, or fails with not-found.
+macro_rules! delete_named {
+    ($tx:expr, $table:literal, $kind:literal, $org:expr, $name:expr) => {{
+        let n = sqlx::query(concat!("DELETE FROM ", $table, " WHERE org_id = $1 AND name = $2"))
+            .bind($org.as_str())
+            .bind($name)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::not_found($kind, $name));
+        }
+    }};
+}
+
 pub(crate) use {bump_authz, insert_root_binding};
 
 /// The built-in role a principal's maximum scope implies when it is created: the grant it gets on
@@ -577,15 +592,7 @@ impl Store {
                     "role `{name}` is granted {bound} time(s); revoke those grants first"
                 )));
             }
-            let n = sqlx::query("DELETE FROM custom_roles WHERE org_id = $1 AND name = $2")
-                .bind(org.as_str())
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::not_found("role", name));
-            }
+            delete_named!(tx, "custom_roles", "role", org, name);
             bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;
             tx.commit().await?;
@@ -661,15 +668,7 @@ impl Store {
         let event = audit.event("guardrail.delete", resource("guardrail", name), serde_json::json!({}));
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query("DELETE FROM guardrails WHERE org_id = $1 AND name = $2")
-                .bind(org.as_str())
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::not_found("guardrail", name));
-            }
+            delete_named!(tx, "guardrails", "guardrail", org, name);
             bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;
             tx.commit().await?;

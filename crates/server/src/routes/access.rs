@@ -421,15 +421,7 @@ async fn explain(
         auth.authorize(&state, Action::AuthzRead, &scope).await?;
     }
     let snapshot = state.authz.snapshot(&state.store, &p.org_id, p.authz_version).await?;
-    let who = gatehouse_authz::Who {
-        id: target.id.to_string(),
-        kind: match target.kind {
-            gatehouse_core::PrincipalKind::User => gatehouse_authz::PrincipalKind::User,
-            gatehouse_core::PrincipalKind::Service => gatehouse_authz::PrincipalKind::Service,
-        },
-        name: target.name.clone(),
-        active: target.active,
-    };
+    let who = crate::authz::who_of(target.id.as_str(), target.kind, &target.name, target.active);
     let explanation = snapshot.authorize(&who, action, &resource, &gatehouse_authz::RequestContext::default());
     Ok(Json(ExplainResponse { principal: target.name, resource: req.resource, explanation }))
 }

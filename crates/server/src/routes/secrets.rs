@@ -42,11 +42,11 @@ async fn list_secrets(
     let next = super::paging::next_cursor(&list, &page, |m| m.id.to_string());
     auth.filters_each_item();
     let mut visible = Vec::with_capacity(list.len());
+    // Secrets scoped to the same app share one lookup of the app's folder.
+    let mut apps = AppFolders::new();
     for m in list {
-        if auth
-            .allows(&state, Action::SecretRead, &secret_resource(&state, &auth.principal().org_id, &m).await?)
-            .await?
-        {
+        let resource = secret_resource(&state, &auth.principal().org_id, &m, &mut apps).await?;
+        if auth.allows(&state, Action::SecretRead, &resource).await? {
             visible.push(m);
         }
     }
@@ -119,8 +119,12 @@ async fn get_secret(
     ApiPath(id): ApiPath<SecretId>,
 ) -> ApiResult<Json<SecretMeta>> {
     let meta = state.vault.get(&auth.principal().org_id, &id).await?;
-    auth.authorize(&state, Action::SecretRead, &secret_resource(&state, &auth.principal().org_id, &meta).await?)
-        .await?;
+    auth.authorize(
+        &state,
+        Action::SecretRead,
+        &secret_resource(&state, &auth.principal().org_id, &meta, &mut AppFolders::new()).await?,
+    )
+    .await?;
     Ok(Json(meta))
 }
 
@@ -134,7 +138,12 @@ async fn delete_secret(
 ) -> ApiResult<StatusCode> {
     let p = auth.principal();
     let meta = state.vault.get(&p.org_id, &id).await?;
-    auth.authorize(&state, Action::SecretWrite, &secret_resource(&state, &p.org_id, &meta).await?).await?;
+    auth.authorize(
+        &state,
+        Action::SecretWrite,
+        &secret_resource(&state, &p.org_id, &meta, &mut AppFolders::new()).await?,
+    )
+    .await?;
     state.vault.delete(&p.org_id, &id, &auth.audit()).await?;
     tracing::info!(secret = %id, by = %p.id, "secret deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -207,19 +216,27 @@ async fn destroy_key(
     Ok(Json(state.vault.key_status(&p.org_id).await?))
 }
 
+/// App id or name → (folder id, app id), filled as apps are resolved.
+type AppFolders = std::collections::HashMap<String, (String, String)>;
+
 /// A secret as the authorizer sees it: in its folder, or in its app's folder.
 async fn secret_resource(
     state: &AppState,
     org: &gatehouse_core::OrgId,
     m: &SecretMeta,
+    apps: &mut AppFolders,
 ) -> ApiResult<gatehouse_authz::Resource> {
     use gatehouse_core::SecretScopeKind;
     let (folder, app) = match m.scope_kind {
         SecretScopeKind::Org => (None, None),
         SecretScopeKind::Folder => (Some(m.scope_id.clone()), None),
         SecretScopeKind::App => {
-            let app = resolve_app(&state.store, org, &m.scope_id).await?;
-            (Some(app.folder_id.to_string()), Some(app.id.to_string()))
+            if !apps.contains_key(&m.scope_id) {
+                let app = resolve_app(&state.store, org, &m.scope_id).await?;
+                apps.insert(m.scope_id.clone(), (app.folder_id.to_string(), app.id.to_string()));
+            }
+            let (folder, app) = apps.get(&m.scope_id).cloned().unwrap_or_default();
+            (Some(folder), Some(app))
         }
     };
     Ok(resource::secret(m.id.as_str(), &m.name, folder, app))
