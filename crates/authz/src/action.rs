@@ -100,6 +100,7 @@ actions! {
     AuthzRead => "authz.read", [Folder], "See roles, role bindings and guardrails; ask for explanations.";
     RoleManage => "role.manage", [Folder], "Grant and revoke roles on a folder; define custom roles.";
     GuardrailManage => "guardrail.manage", [Folder], "Add and remove guardrail policies.";
+    IdentityManage => "identity.manage", [Org], "Manage SCIM provisioning tokens and revoke sign-in sessions.";
     AuditRead => "audit.read", [Org], "Read, verify and export the audit log.";
     AuditMatch => "audit.match", [Org], "Test a value against a keyed hash in the audit log.";
     AuditAppend => "audit.append", [Org], "Send app and data-plane events to the audit log.";

@@ -150,6 +150,8 @@ pub enum Credential {
     ApiToken,
     /// A short-lived access token from the OAuth client-credentials grant.
     ClientCredentials,
+    /// An org's SCIM bearer token (usable only on `/scim/v2`).
+    ScimToken,
 }
 
 /// An authenticated caller, as established from a credential on each request.

@@ -66,6 +66,9 @@ pub enum Command {
     /// Who may do what where: roles on folders, groups, guardrails, and explanations.
     #[command(subcommand)]
     Authz(AuthzCommand),
+    /// SCIM provisioning: the bearer tokens the identity provider uses at /scim/v2.
+    #[command(subcommand)]
+    Scim(ScimCommand),
     /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
     /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
     Scan(ScanArgs),
@@ -640,6 +643,19 @@ pub struct PushArgs {
     /// A prompt id (repeatable).
     #[arg(long = "prompt-id")]
     pub prompt_ids: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimCommand {
+    /// Create a SCIM bearer token for the org's identity provider (shown once).
+    CreateToken,
+    /// List the org's SCIM tokens.
+    Tokens,
+    /// Revoke a SCIM token.
+    RevokeToken {
+        /// Token id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

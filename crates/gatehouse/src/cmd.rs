@@ -8,6 +8,7 @@ mod org;
 mod principal;
 mod push;
 mod scan;
+mod scim;
 mod secret;
 
 use anyhow::{Context, Result};
@@ -67,6 +68,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ScanPolicy(c) => scan::run_policy(c, &client()?, json).await,
         Command::ReviewPolicy(c) => scan::run_review_policy(c, &client()?, json).await,
         Command::Authz(c) => authz::run(c, &client()?, json).await,
+        Command::Scim(c) => scim::run(c, &client()?, json).await,
         Command::Advisories(c) => scan::run_advisories(c, json),
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await

@@ -178,6 +178,8 @@ pub async fn explain(
     ctx.authn = match principal.credential {
         gatehouse_core::Credential::ApiToken => AuthMethod::Token,
         gatehouse_core::Credential::ClientCredentials => AuthMethod::ClientCredentials,
+        // SCIM tokens never reach API authorization; if one did, it would be as a token.
+        gatehouse_core::Credential::ScimToken => AuthMethod::Token,
     };
     Ok(snapshot.authorize(&who(principal), action, resource, &ctx))
 }

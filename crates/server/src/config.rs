@@ -129,11 +129,19 @@ pub struct IdentitySettings {
     /// How long a client-credentials access token lives, at most `15m`.
     #[serde(with = "humantime_serde_compat")]
     pub access_token_ttl: Duration,
+    /// The server's external URL (`https://gatehouse.example.com`), used in SCIM resource
+    /// locations and sign-in redirects; when unset, `http://` and the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for IdentitySettings {
     fn default() -> Self {
-        Self { token_key_file: None, issuer: "gatehouse".to_owned(), access_token_ttl: Duration::from_secs(900) }
+        Self {
+            token_key_file: None,
+            issuer: "gatehouse".to_owned(),
+            access_token_ttl: Duration::from_secs(900),
+            public_url: None,
+        }
     }
 }
 

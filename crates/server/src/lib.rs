@@ -10,6 +10,7 @@ mod extract;
 pub mod oauth;
 mod routes;
 pub mod scan;
+mod scim;
 pub mod vault;
 
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub authz: std::sync::Arc<authz::AuthzCache>,
     /// Signs and verifies service identities' access tokens.
     pub tokens: std::sync::Arc<oauth::TokenKeys>,
+    /// The server's external URL, for SCIM locations and sign-in redirects.
+    pub public_url: Option<String>,
 }
 
 /// Why the server's state could not be built.
@@ -93,6 +96,7 @@ impl AppState {
             audit,
             batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),
+            public_url: config.identity.public_url.clone(),
             store,
         })
     }
@@ -198,6 +202,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(api)
         .route("/oauth/token", axum::routing::post(oauth::token))
         .route("/.well-known/jwks.json", axum::routing::get(oauth::jwks))
+        .merge(scim::routes())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod audit;
 pub mod folders;
 pub mod health;
+pub mod identity;
 pub mod orgs;
 pub mod paging;
 pub mod principals;
@@ -29,6 +30,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(scans::routes())
         .merge(audit::routes())
         .merge(access::routes())
+        .merge(identity::routes())
 }
 
 /// Answer for paths that match no route.

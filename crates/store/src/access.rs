@@ -367,9 +367,20 @@ impl Store {
 
     /// Deletes group `id` with its memberships and the roles granted to it.
     pub async fn delete_group(&self, org: &OrgId, id: &GroupId, audit: &AuditCtx) -> Result<(), StoreError> {
+        self.delete_group_as(org, id, "group.delete", audit).await
+    }
+
+    /// Deletes group `id`, recording `action`.
+    pub(crate) async fn delete_group_as(
+        &self,
+        org: &OrgId,
+        id: &GroupId,
+        action: &str,
+        audit: &AuditCtx,
+    ) -> Result<(), StoreError> {
         let group = self.get_group(org, id).await?;
         let event =
-            audit.event("group.delete", resource("group", id.as_str()), serde_json::json!({"name": group.name}));
+            audit.event(action, resource("group", id.as_str()), serde_json::json!({"name": group.name}));
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             for sql in [
@@ -694,7 +705,7 @@ fn binding_from_row(r: BindingRow, folder_path: String) -> Result<RoleBinding, S
     })
 }
 
-fn check_group_name(name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_group_name(name: &str) -> Result<(), StoreError> {
     if name.trim().is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid("a group name is 1-256 characters without control characters".to_owned()));
     }

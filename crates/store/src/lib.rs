@@ -14,6 +14,7 @@ mod folders;
 mod orgs;
 mod principals;
 mod revisions;
+mod scim;
 mod scans;
 mod secrets;
 
@@ -33,6 +34,7 @@ pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
 pub use revisions::{NewRevision, PushOutcome};
+pub use scim::{NewScimToken, SCIM_PRINCIPAL, SCIM_TOKEN_PREFIX, ScimCaller, ScimGroup, ScimLookup, ScimToken, ScimUser};
 pub use scans::{NewSuppression, ReviewPolicyRow, ScanJob, ScanPolicyRow, ScanResult};
 pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
 

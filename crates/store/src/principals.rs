@@ -316,22 +316,9 @@ impl Store {
                 .rows_affected();
             let mut revoked = 0;
             if !active {
-                revoked = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND principal_id = $3 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(org.as_str())
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                // Client secrets go too; access tokens already issued are refused because every
-                // request re-reads the principal's `active`.
-                revoked += sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE org_id = $2 AND principal_id = $3 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(org.as_str())
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                // Access tokens already issued are refused too: every request re-reads `active`
+                // and the client secret the token names.
+                revoked = crate::scim::revoke_credentials!(tx, org, id, now);
             }
             if updated > 0 {
                 let details = serde_json::json!({"tokens_revoked": revoked});

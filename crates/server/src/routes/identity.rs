@@ -1,0 +1,56 @@
+//! Identity administration: the org's SCIM provisioning tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatehouse_authz::Action;
+use gatehouse_store::{NewScimToken, ScimToken};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::authz::resource;
+use crate::error::ApiResult;
+use crate::extract::{Admin, ApiPath, Auth, Read};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_scim_tokens, create_scim_token)).routes(routes!(revoke_scim_token))
+}
+
+/// List the org's SCIM tokens (never their secrets).
+#[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "identity",
+    responses((status = 200, body = Vec<ScimToken>)))]
+async fn list_scim_tokens(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<Vec<ScimToken>>> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    Ok(Json(state.store.list_scim_tokens(&p.org_id).await?))
+}
+
+/// Create a SCIM bearer token for the org's identity provider, to provision users and groups at
+/// `/scim/v2`. The token is in this response only. Earlier tokens keep working until revoked.
+#[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "identity",
+    responses((status = 201, body = NewScimToken)))]
+async fn create_scim_token(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+) -> ApiResult<(StatusCode, Json<NewScimToken>)> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    let created = state.store.create_scim_token(&p.org_id, &auth.audit()).await?;
+    tracing::info!(token = %created.id, by = %p.id, "SCIM token created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Revoke a SCIM token; the identity provider's next request with it is refused.
+#[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "identity", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+async fn revoke_scim_token(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    state.store.revoke_scim_token(&p.org_id, &id, &auth.audit()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

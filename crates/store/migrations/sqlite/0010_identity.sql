@@ -1,0 +1,60 @@
+-- Identity: SCIM provisioning and single sign-on sessions.
+
+-- What the identity provider sent for a user, kept so SCIM reads return it as written.
+-- `name` stays the login name (SCIM userName); `deleted_at` marks users deleted through SCIM,
+-- who are kept (deactivated, renamed) because audit records and apps still refer to them.
+ALTER TABLE principals ADD COLUMN external_id TEXT;
+ALTER TABLE principals ADD COLUMN scim TEXT;
+ALTER TABLE principals ADD COLUMN updated_at BIGINT;
+ALTER TABLE principals ADD COLUMN deleted_at BIGINT;
+CREATE INDEX principals_external ON principals (org_id, external_id);
+-- SCIM's userName is case-insensitive; so is sign-in.
+CREATE UNIQUE INDEX principals_name_folded ON principals (org_id, lower(name));
+
+ALTER TABLE groups ADD COLUMN scim TEXT;
+ALTER TABLE groups ADD COLUMN updated_at BIGINT;
+
+-- Bearer tokens an org's identity provider provisions with. Stored as SHA-256.
+CREATE TABLE scim_tokens (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES orgs (id),
+    principal_id TEXT NOT NULL,
+    secret_hash  BLOB NOT NULL UNIQUE,
+    created_at   BIGINT NOT NULL,
+    created_by   TEXT NOT NULL,
+    revoked_at   BIGINT,
+    last_used_at BIGINT,
+    FOREIGN KEY (org_id, principal_id) REFERENCES principals (org_id, id)
+);
+CREATE INDEX scim_tokens_org ON scim_tokens (org_id);
+
+-- Browser sessions after single sign-on. The cookie holds a random id; only its SHA-256 is here,
+-- so a database read does not yield usable sessions.
+CREATE TABLE sessions (
+    id_hash          BLOB PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    org_id           TEXT NOT NULL,
+    principal_id     TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    last_seen_at     BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    revoked_at       BIGINT,
+    mfa              BOOLEAN NOT NULL,
+    amr              TEXT NOT NULL,
+    acr              TEXT,
+    source           TEXT,
+    user_agent       TEXT,
+    FOREIGN KEY (org_id, principal_id) REFERENCES principals (org_id, id)
+);
+CREATE INDEX sessions_principal ON sessions (org_id, principal_id);
+
+-- Sign-ins in flight: what the callback must find to accept the provider's answer.
+CREATE TABLE oidc_logins (
+    state_hash    BLOB PRIMARY KEY,
+    org_id        TEXT NOT NULL REFERENCES orgs (id),
+    nonce         TEXT NOT NULL,
+    pkce_verifier TEXT NOT NULL,
+    return_to     TEXT,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL
+);
