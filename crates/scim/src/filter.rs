@@ -220,9 +220,8 @@ impl Parser<'_> {
             None => return Err(self.error("expected an attribute name, found the end")),
         };
         if let Some(parent) = self.within {
-            let sub = find_sub(parent, &name).ok_or_else(|| {
-                self.error(format!("`{}` has no sub-attribute `{}`", parent.name, truncate(&name)))
-            })?;
+            let sub = find_sub(parent, &name)
+                .ok_or_else(|| self.error(format!("`{}` has no sub-attribute `{}`", parent.name, truncate(&name))))?;
             // Inside brackets a name is relative to the element: the element's sub-attribute is
             // compared as if it were an attribute.
             return self.comparison(AttrPath { attr: sub, sub: None });
@@ -333,8 +332,7 @@ fn resolve_path(kind: Kind, text: &str, err: ScimType) -> Result<AttrPath, ScimE
 }
 
 fn resolve_attr(kind: Kind, name: &str, err: ScimType) -> Result<&'static Attr, ScimError> {
-    find_attr(kind, name)
-        .ok_or_else(|| invalid(err, format!("{} has no attribute `{}`", kind.name(), truncate(name))))
+    find_attr(kind, name).ok_or_else(|| invalid(err, format!("{} has no attribute `{}`", kind.name(), truncate(name))))
 }
 
 /// Parses a `filter` query parameter for resources of `kind`.
@@ -460,11 +458,7 @@ fn values_at<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
 fn compare(attr: &Attr, have: &Value, op: CompareOp, want: &Value) -> bool {
     match (have, want) {
         (Value::String(h), Value::String(w)) => {
-            let (h, w) = if attr.case_exact {
-                (h.clone(), w.clone())
-            } else {
-                (h.to_lowercase(), w.to_lowercase())
-            };
+            let (h, w) = if attr.case_exact { (h.clone(), w.clone()) } else { (h.to_lowercase(), w.to_lowercase()) };
             match op {
                 CompareOp::Eq => h == w,
                 CompareOp::Ne => h != w,
@@ -606,7 +600,9 @@ mod tests {
         assert_eq!((p.attr.name, p.sub.unwrap().name), ("name", "givenName"));
         let p = parse_patch_path(Kind::User, "urn:ietf:params:scim:schemas:core:2.0:User:Active").unwrap();
         assert_eq!(p.attr.name, "active");
-        for bad in ["nope", "userName[value eq \"x\"]", "emails[type eq \"w\"", "emails[type eq \"w\"]x", "emails[x eq 1]"] {
+        for bad in
+            ["nope", "userName[value eq \"x\"]", "emails[type eq \"w\"", "emails[type eq \"w\"]x", "emails[x eq 1]"]
+        {
             assert_eq!(parse_patch_path(Kind::User, bad).unwrap_err().scim_type, ScimType::InvalidPath, "{bad}");
         }
     }

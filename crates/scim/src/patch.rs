@@ -50,7 +50,8 @@ pub fn apply_patch(kind: Kind, doc: &mut Map<String, Value>, body: &Value) -> Re
     }
     let mut work = doc.clone();
     for (i, op) in ops.iter().enumerate() {
-        apply_one(kind, &mut work, op).map_err(|e| ScimError::new(e.scim_type, format!("operation {i}: {}", e.detail)))?;
+        apply_one(kind, &mut work, op)
+            .map_err(|e| ScimError::new(e.scim_type, format!("operation {i}: {}", e.detail)))?;
     }
     check_required(kind, &work)?;
     for attr in kind.attrs().iter().filter(|a| a.multi) {
@@ -142,7 +143,7 @@ fn set(doc: &mut Map<String, Value>, path: &PatchPath, value: &Value, verb: Op) 
                 (true, _, Some(Value::Array(existing)), Op::Add) => {
                     let Value::Array(new) = new else { return Ok(()) };
                     if new.iter().any(|v| v.get("primary") == Some(&Value::Bool(true))) {
-                        existing.iter_mut().for_each(|e| clear_primary(e));
+                        existing.iter_mut().for_each(clear_primary);
                     }
                     for v in new {
                         if !existing.contains(&v) {
@@ -188,7 +189,10 @@ fn set(doc: &mut Map<String, Value>, path: &PatchPath, value: &Value, verb: Op) 
         (Some(filter), sub) => {
             let targets = matching(doc, attr, filter);
             if targets.is_empty() {
-                return Err(ScimError::new(ScimType::NoTarget, format!("no value of `{}` matches the filter", attr.name)));
+                return Err(ScimError::new(
+                    ScimType::NoTarget,
+                    format!("no value of `{}` matches the filter", attr.name),
+                ));
             }
             let Some(Value::Array(items)) = doc.get_mut(attr.name) else { return Ok(()) };
             let new = match sub {
@@ -227,10 +231,9 @@ fn set(doc: &mut Map<String, Value>, path: &PatchPath, value: &Value, verb: Op) 
 fn coerce_element(attr: &'static Attr, value: &Value) -> Result<Option<Value>, ScimError> {
     match coerce(attr, value)? {
         Some(Value::Array(mut items)) if items.len() == 1 => Ok(items.pop()),
-        Some(Value::Array(_)) => Err(ScimError::new(
-            ScimType::InvalidValue,
-            format!("a filtered `{}` path takes one value", attr.name),
-        )),
+        Some(Value::Array(_)) => {
+            Err(ScimError::new(ScimType::InvalidValue, format!("a filtered `{}` path takes one value", attr.name)))
+        }
         other => Ok(other),
     }
 }
@@ -421,9 +424,14 @@ mod tests {
 
     #[test]
     fn group_members_the_ways_idps_send_them() {
-        let mut g = json!({"displayName": "fin", "members": [{"value": "a"}, {"value": "b"}]}).as_object().unwrap().clone();
-        apply(Kind::Group, &mut g, json!([{"op": "add", "path": "members", "value": [{"value": "c"}, {"value": "a"}]}]))
-            .unwrap();
+        let mut g =
+            json!({"displayName": "fin", "members": [{"value": "a"}, {"value": "b"}]}).as_object().unwrap().clone();
+        apply(
+            Kind::Group,
+            &mut g,
+            json!([{"op": "add", "path": "members", "value": [{"value": "c"}, {"value": "a"}]}]),
+        )
+        .unwrap();
         assert_eq!(g["members"], json!([{"value": "a"}, {"value": "b"}, {"value": "c"}]));
         apply(Kind::Group, &mut g, json!([{"op": "remove", "path": "members[value eq \"b\"]"}])).unwrap();
         assert_eq!(g["members"], json!([{"value": "a"}, {"value": "c"}]));
@@ -473,7 +481,7 @@ mod tests {
             path in prop_oneof![
                 Just(None::<String>), Just(Some("emails".to_owned())), Just(Some("name.givenName".to_owned())), Just(Some("emails[type eq \"work\"]".to_owned())),
                 Just(Some("emails[type eq \"work\"].primary".to_owned())), Just(Some("active".to_owned())), Just(Some("userName".to_owned())),
-                "\\PC{0,20}".prop_map(|s| Some(s))
+                "\\PC{0,20}".prop_map(Some)
             ],
             value in prop_oneof![
                 Just(json!(null)), Just(json!("True")), Just(json!(true)), Just(json!({"value": "v"})),

@@ -157,9 +157,8 @@ impl Selection {
 
 /// `resource` cut to `selection`. `schemas` and attributes returned `always` stay.
 pub fn select(kind: Kind, mut resource: Map<String, Value>, selection: &Selection) -> Map<String, Value> {
-    let always = |name: &str| {
-        name == "schemas" || find_attr(kind, name).is_some_and(|a| a.returned == Returned::Always)
-    };
+    let always =
+        |name: &str| name == "schemas" || find_attr(kind, name).is_some_and(|a| a.returned == Returned::Always);
     if !selection.only.is_empty() {
         let keys: Vec<String> = resource.keys().cloned().collect();
         for key in keys {

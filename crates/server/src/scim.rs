@@ -76,7 +76,9 @@ impl From<StoreError> for Failure {
         match e {
             StoreError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             StoreError::Conflict(m) => Self { status: StatusCode::CONFLICT, scim_type: Some("uniqueness"), detail: m },
-            StoreError::Invalid(m) => Self { status: StatusCode::BAD_REQUEST, scim_type: Some("invalidValue"), detail: m },
+            StoreError::Invalid(m) => {
+                Self { status: StatusCode::BAD_REQUEST, scim_type: Some("invalidValue"), detail: m }
+            }
             e if e.is_unavailable() || matches!(e, StoreError::AuditUnavailable(_)) => {
                 tracing::error!(error = %e, "SCIM: store unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "the database or the audit log is unavailable")
@@ -216,7 +218,13 @@ fn short(s: &str) -> String {
 
 // ----- rendering -----
 
-fn meta(kind: Kind, base: &str, id: &str, created: gatehouse_core::Timestamp, updated: gatehouse_core::Timestamp) -> Value {
+fn meta(
+    kind: Kind,
+    base: &str,
+    id: &str,
+    created: gatehouse_core::Timestamp,
+    updated: gatehouse_core::Timestamp,
+) -> Value {
     json!({
         "resourceType": kind.name(),
         "created": created.to_string(),
@@ -313,7 +321,8 @@ fn resource_response(status: StatusCode, resource: Map<String, Value>) -> Respon
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, Failure> {
-    serde_json::from_slice(body).map_err(|e| ScimError::new(ScimType::InvalidSyntax, format!("invalid JSON: {e}")).into())
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::new(ScimType::InvalidSyntax, format!("invalid JSON: {e}")).into())
 }
 
 // ----- listing and search -----
@@ -521,7 +530,10 @@ async fn get_group(
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     let g = state.store.scim_group(&scim.caller.org_id, &id).await?;
-    Ok(resource_response(StatusCode::OK, select(Kind::Group, group_resource(&g, &scim.base), &selection(Kind::Group, &q))))
+    Ok(resource_response(
+        StatusCode::OK,
+        select(Kind::Group, group_resource(&g, &scim.base), &selection(Kind::Group, &q)),
+    ))
 }
 
 async fn create_group(State(state): State<AppState>, scim: Scim, body: Bytes) -> Answer {

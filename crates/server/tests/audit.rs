@@ -211,6 +211,12 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
     ok("PUT", "/api/v1/guardrails/{name}", "guardrail.set", s, &v);
     let (s, v) = t.call(Method::DELETE, "/api/v1/guardrails/prod-mfa", Some(&admin), None).await;
     ok("DELETE", "/api/v1/guardrails/{name}", "guardrail.delete", s, &v);
+    let (s, st) = t.post("/api/v1/scim-tokens", &admin, json!({})).await;
+    ok("POST", "/api/v1/scim-tokens", "scim.token.create", s, &st);
+    let (s, v) = t
+        .call(Method::DELETE, &format!("/api/v1/scim-tokens/{}", st["id"].as_str().unwrap()), Some(&admin), None)
+        .await;
+    ok("DELETE", "/api/v1/scim-tokens/{id}", "scim.token.revoke", s, &v);
     let (s, v) =
         t.call(Method::PATCH, &format!("/api/v1/principals/{pid}"), Some(&admin), Some(json!({"active": false}))).await;
     ok("PATCH", "/api/v1/principals/{id}", "principal.deactivate", s, &v);

@@ -379,8 +379,7 @@ impl Store {
         audit: &AuditCtx,
     ) -> Result<(), StoreError> {
         let group = self.get_group(org, id).await?;
-        let event =
-            audit.event(action, resource("group", id.as_str()), serde_json::json!({"name": group.name}));
+        let event = audit.event(action, resource("group", id.as_str()), serde_json::json!({"name": group.name}));
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             for sql in [

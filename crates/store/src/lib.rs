@@ -14,8 +14,8 @@ mod folders;
 mod orgs;
 mod principals;
 mod revisions;
-mod scim;
 mod scans;
+mod scim;
 mod secrets;
 
 use std::path::Path;
@@ -34,8 +34,10 @@ pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};
 pub use revisions::{NewRevision, PushOutcome};
-pub use scim::{NewScimToken, SCIM_PRINCIPAL, SCIM_TOKEN_PREFIX, ScimCaller, ScimGroup, ScimLookup, ScimToken, ScimUser};
 pub use scans::{NewSuppression, ReviewPolicyRow, ScanJob, ScanPolicyRow, ScanResult};
+pub use scim::{
+    NewScimToken, SCIM_PRINCIPAL, SCIM_TOKEN_PREFIX, ScimCaller, ScimGroup, ScimLookup, ScimToken, ScimUser,
+};
 pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
 
 /// Runs `$body` with `$pool` bound to the pool for reads.

@@ -158,10 +158,8 @@ fn display_name_of(doc: &Map<String, Value>, user_name: &str) -> String {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let name = doc.get("name");
     let assembled = || {
-        let parts: Vec<String> = ["givenName", "familyName"]
-            .iter()
-            .filter_map(|k| s(name.and_then(|n| n.get(*k))))
-            .collect();
+        let parts: Vec<String> =
+            ["givenName", "familyName"].iter().filter_map(|k| s(name.and_then(|n| n.get(*k)))).collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     };
     let d = s(doc.get("displayName"))
@@ -260,12 +258,14 @@ impl Store {
 
     /// The org's SCIM tokens, newest first.
     pub async fn list_scim_tokens(&self, org: &OrgId) -> Result<Vec<ScimToken>, StoreError> {
-        let rows: Vec<(String, i64, String, Option<i64>)> = on_read!(self, |pool| sqlx::query_as(
+        let rows: Vec<(String, i64, String, Option<i64>)> = on_read!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, created_at, created_by, revoked_at FROM scim_tokens WHERE org_id = $1 ORDER BY created_at DESC, id"
         )
         .bind(org.as_str())
         .fetch_all(pool)
-        .await?);
+        .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(id, c, by, r)| ScimToken {
@@ -341,13 +341,15 @@ impl Store {
                 None => q.fetch_all(pool).await?,
             }
         });
-        let memberships: Vec<(String, String, String)> = on_read!(self, |pool| sqlx::query_as(
+        let memberships: Vec<(String, String, String)> = on_read!(self, |pool| {
+            sqlx::query_as(
             "SELECT m.principal_id, g.id, g.name FROM group_members m JOIN groups g ON g.org_id = m.org_id AND g.id = m.group_id \
              WHERE m.org_id = $1 ORDER BY g.name"
         )
         .bind(org.as_str())
         .fetch_all(pool)
-        .await?);
+        .await?
+        });
         let mut groups: std::collections::HashMap<String, Vec<(GroupId, String)>> = Default::default();
         for (p, g, name) in memberships {
             groups.entry(p).or_default().push((parse_col("groups.id", &g)?, name));
@@ -419,14 +421,16 @@ impl Store {
                     other => other,
                 }
             })?;
-            sqlx::query("UPDATE principals SET external_id = $1, scim = $2, updated_at = $3 WHERE org_id = $4 AND id = $5")
-                .bind(&external_id)
-                .bind(&doc)
-                .bind(record.created_at.as_millis())
-                .bind(org.as_str())
-                .bind(record.id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE principals SET external_id = $1, scim = $2, updated_at = $3 WHERE org_id = $4 AND id = $5",
+            )
+            .bind(&external_id)
+            .bind(&doc)
+            .bind(record.created_at.as_millis())
+            .bind(org.as_str())
+            .bind(record.id.as_str())
+            .execute(&mut *tx)
+            .await?;
             append_audit!(tx, vec![event])?;
             tx.commit().await?;
         });

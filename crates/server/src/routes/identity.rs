@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::authz::resource;
 use crate::error::ApiResult;
-use crate::extract::{Admin, ApiPath, Auth, Read};
+use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_scim_tokens, create_scim_token)).routes(routes!(revoke_scim_token))
@@ -26,13 +26,19 @@ async fn list_scim_tokens(State(state): State<AppState>, auth: Auth<Read>) -> Ap
     Ok(Json(state.store.list_scim_tokens(&p.org_id).await?))
 }
 
+/// A request for a SCIM token: an empty object (fields may be added later; unknown ones are refused).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScimToken {}
+
 /// Create a SCIM bearer token for the org's identity provider, to provision users and groups at
 /// `/scim/v2`. The token is in this response only. Earlier tokens keep working until revoked.
-#[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "identity",
+#[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "identity", request_body = CreateScimToken,
     responses((status = 201, body = NewScimToken)))]
 async fn create_scim_token(
     State(state): State<AppState>,
     auth: Auth<Admin>,
+    ApiJson(_request): ApiJson<CreateScimToken>,
 ) -> ApiResult<(StatusCode, Json<NewScimToken>)> {
     let p = auth.principal();
     auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
