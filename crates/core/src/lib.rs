@@ -17,5 +17,5 @@ pub use model::{
     ScanRecord, ScanStatus, SecretMeta, SecretScopeKind, Suppression,
 };
 pub use name::{NameError, validate_slug};
-pub use principal::{Credential, Principal, PrincipalKind, Scope, ScopeError, Sensitivity};
+pub use principal::{Credential, Principal, PrincipalKind, Scope, ScopeError, Sensitivity, SignIn};
 pub use time::Timestamp;

@@ -152,6 +152,19 @@ pub enum Credential {
     ClientCredentials,
     /// An org's SCIM bearer token (usable only on `/scim/v2`).
     ScimToken,
+    /// A session from single sign-on (a browser cookie or the CLI's session token).
+    Session,
+}
+
+/// What the identity provider said about a sign-in, carried by its session into authorization.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SignIn {
+    /// Whether the provider reported multi-factor authentication.
+    pub mfa: bool,
+    /// The provider's `amr` values.
+    pub amr: Vec<String>,
+    /// The provider's `acr`.
+    pub acr: Option<String>,
 }
 
 /// An authenticated caller, as established from a credential on each request.
@@ -176,6 +189,8 @@ pub struct Principal {
     /// The version of the org's access-control data when the credential was checked; a server
     /// whose cached snapshot is older reloads it before deciding.
     pub authz_version: i64,
+    /// For a session, what the identity provider said about the sign-in.
+    pub sign_in: Option<SignIn>,
 }
 
 impl Principal {

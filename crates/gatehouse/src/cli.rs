@@ -449,8 +449,18 @@ pub struct LoginArgs {
     #[arg(long)]
     pub url: String,
     /// The API token; `-` reads it from standard input (keeps it out of shell history).
+    #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
+    pub token: Option<String>,
+    /// Sign in through the organization's identity provider in a browser (single sign-on); the
+    /// CLI then holds a session that ends like a browser session does.
+    #[arg(long, requires = "org")]
+    pub sso: bool,
+    /// The organization to sign in to (with --sso).
     #[arg(long)]
-    pub token: String,
+    pub org: Option<String>,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod push;
 mod scan;
 mod scim;
 mod secret;
+mod sso;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -39,6 +40,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCommand::Show(args)) => crate::serve::show_config(args, json),
         Command::Login(args) => login(args, json).await,
         Command::Logout => {
+            // A single sign-on session is ended at the server too, not only forgotten here.
+            if let Ok(cred) = credentials::load()
+                && cred.token.starts_with("gss_")
+            {
+                let client = Client::new(&cred)?;
+                let req = client.request(reqwest::Method::POST, "auth/logout")?;
+                if let Err(e) = client.execute(req).await {
+                    eprintln!("warning: the server did not end the session: {e:#}");
+                }
+            }
             let removed = credentials::remove()?;
             if json {
                 output::json(&serde_json::json!({ "logged_out": removed }))
@@ -81,14 +92,18 @@ fn client() -> Result<Client> {
 }
 
 async fn login(args: crate::cli::LoginArgs, json: bool) -> Result<()> {
-    let token = if args.token == "-" {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).context("cannot read the token from standard input")?;
-        line.trim().to_owned()
-    } else {
-        args.token
+    let url = args.url.trim_end_matches('/').to_owned();
+    let token = match (&args.token, &args.org) {
+        (_, Some(org)) if args.sso => sso::sign_in(&url, org, !args.no_browser).await?,
+        (Some(t), _) if t == "-" => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the token from standard input")?;
+            line.trim().to_owned()
+        }
+        (Some(t), _) => t.clone(),
+        _ => anyhow::bail!("give --token, or --sso with --org"),
     };
-    let cred = Credential { url: args.url.trim_end_matches('/').to_owned(), token };
+    let cred = Credential { url, token };
     // Check the credential before saving it, so a typo is caught now rather than later.
     let me: Value = Client::new(&cred)?.get("api/v1/whoami").await?;
     let path = credentials::save(&cred)?;

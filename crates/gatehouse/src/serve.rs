@@ -77,17 +77,27 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
         .context("bootstrap of the first organization failed")?;
     if let Some(b) = &bootstrap {
         tracing::info!(org = %b.org.id, admin = %b.admin.id, "bootstrapped the operator organization");
-        // Printed, not logged: this is the one moment the secret exists outside the database.
-        println!(
-            "\nGatehouse created organization `{}` with admin `{}`.\n\
-             One-time bootstrap token (valid {}, shown only now):\n\n    {}\n\n\
-             Sign in with:\n\n    gatehouse login --url http://{addr} --token {}\n",
-            b.org.name,
-            b.admin.name,
-            humantime::format_duration(config.bootstrap.token_ttl),
-            b.token.secret,
-            b.token.secret,
-        );
+        if config.identity.sso.iter().any(|s| s.org == b.org.name) {
+            // The bootstrap token is revoked below; the admin signs in through the provider.
+            println!(
+                "\nGatehouse created organization `{}` with admin `{}`.\n\
+                 Single sign-on is configured for it, so there is no bootstrap token: sign in as `{}`\n\
+                 through the identity provider:\n\n    gatehouse login --sso --url http://{addr} --org {}\n",
+                b.org.name, b.admin.name, b.admin.name, b.org.name,
+            );
+        } else {
+            // Printed, not logged: this is the one moment the secret exists outside the database.
+            println!(
+                "\nGatehouse created organization `{}` with admin `{}`.\n\
+                 One-time bootstrap token (valid {}, shown only now):\n\n    {}\n\n\
+                 Sign in with:\n\n    gatehouse login --url http://{addr} --token {}\n",
+                b.org.name,
+                b.admin.name,
+                humantime::format_duration(config.bootstrap.token_ttl),
+                b.token.secret,
+                b.token.secret,
+            );
+        }
     }
 
     let shutdown = shutdown_signal()?;
@@ -105,6 +115,7 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
         }
     });
     let state = AppState::new(store.clone(), vault, &config)?;
+    gatehouse_server::sso::disable_bootstrap_tokens(&state).await?;
     let maintenance =
         gatehouse_server::audit::spawn_maintenance(store.clone(), state.audit.clone(), config.audit.clone());
     let exports = gatehouse_server::export::spawn_exports(

@@ -888,3 +888,140 @@ fn authz_cli_grants_revokes_and_explains() {
     assert!(admin.fails(&["principal", "client-secret", ana_id]).contains("service identities"));
     assert!(server.stop().success());
 }
+
+/// Single sign-on as a person sees it: the server configured with a real OpenID provider
+/// (`oidc-provider`) prints no bootstrap token; `gatehouse login --sso` prints a URL, the
+/// "browser" (this test) signs in at the provider and lands on the CLI's loopback listener; the
+/// CLI then works as the bootstrap admin matched by email, with MFA from the provider; and
+/// `gatehouse logout` ends the session at the server.
+#[tokio::test]
+async fn cli_signs_in_with_sso() {
+    use tokio::io::AsyncBufReadExt;
+    let modules = std::env::var("GATEHOUSE_TEST_OIDC_MODULES").unwrap_or_else(|_| {
+        format!("{}/.cache/gatehouse-tools/oidc-provider/node_modules", std::env::var("HOME").unwrap_or_default())
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/tests/oidc/provider.mjs");
+    let mut idp = tokio::process::Command::new("node")
+        .args([script, &modules, &format!("{base}/auth/callback"), &format!("{base}/auth/logged-out")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut idp_out = tokio::io::BufReader::new(idp.stdout.take().unwrap()).lines();
+    let issuer = loop {
+        let line = idp_out.next_line().await.unwrap().expect("the provider started");
+        if let Some(i) = line.strip_prefix("listening ") {
+            break i.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = idp_out.next_line().await {} });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oidc-secret"), "gatehouse-test-secret").unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nlisten = \"127.0.0.1:{port}\"\n[bootstrap]\norg = \"acme\"\nadmin_email = \"root@example.com\"\n\
+             [identity]\npublic_url = \"{base}\"\n[[identity.sso]]\norg = \"acme\"\n\
+             discovery_url = \"{issuer}/.well-known/openid-configuration\"\nclient_id = \"gatehouse\"\n\
+             client_secret_file = \"{}\"\n",
+            dir.path().join("oidc-secret").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config"]).arg(&config).arg("--data-dir").arg(dir.path().join("data"));
+    let server = {
+        // `Server::start_with` listens on port 0; this server needs the port the provider knows.
+        let mut child = cmd
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut printed = String::new();
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("gatehouse listening on ") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        assert!(printed.contains("Single sign-on is configured"), "{printed}");
+        assert!(!printed.contains("gat_"), "a bootstrap token was printed with SSO configured: {printed}");
+        child
+    };
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(server);
+
+    let user = User::new();
+    let mut login = tokio::process::Command::new(BIN)
+        .args(["login", "--sso", "--no-browser", "--url", &base, "--org", "acme"])
+        .env("GATEHOUSE_CONFIG_DIR", user.config.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
+    let start = loop {
+        let line = err.next_line().await.unwrap().expect("the CLI printed a sign-in URL");
+        if let Some(u) = line.trim().strip_prefix(&format!("{base}/auth/login")) {
+            break format!("{base}/auth/login{u}");
+        }
+    };
+    // The browser: provider's login form, then back through Gatehouse to the CLI.
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut url = start;
+    for _ in 0..20 {
+        let res = browser.get(&url).send().await.unwrap();
+        if url.contains("/callback?code=") && !url.starts_with(&base) {
+            assert_eq!(res.status(), reqwest::StatusCode::OK);
+            break;
+        }
+        if res.status().is_redirection() {
+            let loc = res.headers()["location"].to_str().unwrap().to_owned();
+            url = url::Url::parse(&url).unwrap().join(&loc).unwrap().to_string();
+            continue;
+        }
+        assert!(url.contains("/interaction/"), "{url}: {}", res.status());
+        let res = browser.post(&url).form(&[("login", "root"), ("amr", "pwd,mfa")]).send().await.unwrap();
+        let loc = res.headers()["location"].to_str().unwrap().to_owned();
+        url = url::Url::parse(&url).unwrap().join(&loc).unwrap().to_string();
+    }
+    let out = login.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "login --sso failed: {stdout}");
+    assert!(stdout.contains("as root@example.com"), "{stdout}");
+
+    let me = user.json(&["whoami"]);
+    assert_eq!(me["principal"]["name"], "root@example.com");
+    assert_eq!(me["credential"], "session");
+    assert_eq!(me["sign_in"]["mfa"], true);
+    // The SSO admin administers: a SCIM token for the provider.
+    let scim = user.json(&["scim", "create-token"]);
+    assert!(scim["token"].as_str().unwrap().starts_with("gst_"));
+    // Sign-out ends the session at the server, not only on this machine.
+    let saved = std::fs::read_to_string(user.config.path().join("credentials.toml")).unwrap();
+    let session = saved.split('"').find(|s| s.starts_with("gss_")).unwrap().to_owned();
+    user.ok(&["logout"]);
+    let res = reqwest::Client::new().get(format!("{base}/api/v1/whoami")).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::UNAUTHORIZED);
+    drop(idp);
+}

@@ -180,6 +180,12 @@ pub async fn explain(
         gatehouse_core::Credential::ClientCredentials => AuthMethod::ClientCredentials,
         // SCIM tokens never reach API authorization; if one did, it would be as a token.
         gatehouse_core::Credential::ScimToken => AuthMethod::Token,
+        gatehouse_core::Credential::Session => AuthMethod::Session,
     };
+    if let Some(sign_in) = &principal.sign_in {
+        ctx.mfa = sign_in.mfa;
+        ctx.amr.clone_from(&sign_in.amr);
+        ctx.acr.clone_from(&sign_in.acr);
+    }
     Ok(snapshot.authorize(&who(principal), action, resource, &ctx))
 }

@@ -132,6 +132,68 @@ pub struct IdentitySettings {
     /// The server's external URL (`https://gatehouse.example.com`), used in SCIM resource
     /// locations and sign-in redirects; when unset, `http://` and the request's `Host`.
     pub public_url: Option<String>,
+    /// Single sign-on: one OpenID Connect provider per organization.
+    pub sso: Vec<SsoSettings>,
+}
+
+/// Single sign-on for one organization with an OpenID Connect provider (authorization code
+/// flow with PKCE). Gatehouse keeps no passwords and does no MFA itself; it reads the provider's
+/// `amr`/`acr` into the authorization context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSettings {
+    /// The organization (by name) whose users sign in through this provider.
+    pub org: String,
+    /// The provider's discovery document: `<issuer>/.well-known/openid-configuration`.
+    pub discovery_url: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// A file holding the client secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// An environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// Where the provider sends the browser back; `<identity.public_url>/auth/callback` by default.
+    pub redirect_url: Option<String>,
+    /// Where the provider sends the browser after signing out; `<public_url>/auth/logged-out` by default.
+    pub post_logout_redirect_url: Option<String>,
+    /// Scopes asked for.
+    #[serde(default = "default_sso_scopes")]
+    pub scopes: Vec<String>,
+    /// Whether a person the provider vouches for but Gatehouse does not know gets a user on first
+    /// sign-in (with no roles). Off: users come from SCIM or the API.
+    #[serde(default)]
+    pub jit_users: bool,
+    /// The claim listing the person's groups; when set, group memberships follow it at each
+    /// sign-in (groups are matched by name or external id; none are created).
+    pub groups_claim: Option<String>,
+    /// `amr` values that count as multi-factor authentication.
+    #[serde(default = "default_mfa_amr")]
+    pub mfa_amr: Vec<String>,
+    /// `acr` values that count as multi-factor authentication.
+    #[serde(default)]
+    pub mfa_acr: Vec<String>,
+    /// A session ends after this long without a request.
+    #[serde(default = "default_session_idle", with = "humantime_serde_compat")]
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, whatever happens.
+    #[serde(default = "default_session_absolute", with = "humantime_serde_compat")]
+    pub session_absolute: Duration,
+}
+
+fn default_sso_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(str::to_owned).to_vec()
+}
+
+fn default_mfa_amr() -> Vec<String> {
+    vec!["mfa".to_owned()]
+}
+
+fn default_session_idle() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_session_absolute() -> Duration {
+    Duration::from_secs(12 * 3600)
 }
 
 impl Default for IdentitySettings {
@@ -141,6 +203,7 @@ impl Default for IdentitySettings {
             issuer: "gatehouse".to_owned(),
             access_token_ttl: Duration::from_secs(900),
             public_url: None,
+            sso: Vec::new(),
         }
     }
 }
@@ -557,6 +620,48 @@ impl Config {
         Ok(())
     }
 
+    fn validate_sso(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(u) = &self.identity.public_url
+            && url::Url::parse(u).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+        {
+            return invalid(format!("`identity.public_url` `{u}` is not an http(s) URL"));
+        }
+        let mut orgs = std::collections::HashSet::new();
+        for s in &self.identity.sso {
+            let at = format!("[[identity.sso]] for org `{}`", s.org);
+            if !orgs.insert(s.org.as_str()) {
+                return invalid(format!("{at}: the org has more than one provider"));
+            }
+            if !s.discovery_url.ends_with("/.well-known/openid-configuration")
+                || url::Url::parse(&s.discovery_url).is_err()
+            {
+                return invalid(format!("{at}: `discovery_url` must be `<issuer>/.well-known/openid-configuration`"));
+            }
+            if s.client_id.trim().is_empty() {
+                return invalid(format!("{at}: `client_id` is empty"));
+            }
+            if s.client_secret_file.is_some() == s.client_secret_env.is_some() {
+                return invalid(format!("{at}: set exactly one of `client_secret_file` and `client_secret_env`"));
+            }
+            if s.redirect_url.is_none() && self.identity.public_url.is_none() {
+                return invalid(format!("{at}: set `redirect_url` or `identity.public_url`"));
+            }
+            for u in [&s.redirect_url, &s.post_logout_redirect_url].into_iter().flatten() {
+                if url::Url::parse(u).is_err() {
+                    return invalid(format!("{at}: `{u}` is not a URL"));
+                }
+            }
+            if !s.scopes.iter().any(|x| x == "openid") {
+                return invalid(format!("{at}: `scopes` must include `openid`"));
+            }
+            if s.session_idle.is_zero() || s.session_absolute < s.session_idle {
+                return invalid(format!("{at}: `session_idle` must be above zero and at most `session_absolute`"));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks values the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.review.url.is_some() != self.review.model.is_some() {
@@ -575,6 +680,7 @@ impl Config {
         if self.identity.issuer.trim().is_empty() {
             return Err(ConfigError::Invalid("`identity.issuer` must not be empty".to_owned()));
         }
+        self.validate_sso()?;
         if !(1..=64).contains(&self.scan.workers) {
             return Err(ConfigError::Invalid("`scan.workers` must be 1 to 64".to_owned()));
         }

@@ -52,6 +52,10 @@ pub enum ApiError {
     /// No valid credential.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Single sign-on did not complete (the provider refused, the id token failed a check, no
+    /// such user).
+    #[error("{0}")]
+    SignInFailed(String),
     /// The credential is valid but does not allow this.
     #[error("{0}")]
     Forbidden(String),
@@ -108,6 +112,7 @@ impl ApiError {
             }
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
+            SignInFailed(_) => (StatusCode::UNAUTHORIZED, "sign-in-failed", "Sign-in failed"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             AccessDenied(_) => (StatusCode::FORBIDDEN, "access-denied", "Access denied"),
             AuthorizationMissing => {

@@ -220,37 +220,19 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let slot = parts.extensions.get::<Slot>().cloned();
         let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta::from_parts(parts));
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("send `Authorization: Bearer <token>`".to_owned()))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".to_owned()))?;
-        let (scheme, secret) = value
-            .split_once(' ')
-            .ok_or_else(|| ApiError::Unauthenticated("expected `Authorization: Bearer <token>`".to_owned()))?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthenticated("only the Bearer scheme is accepted".to_owned()));
-        }
-        let secret = secret.trim();
-        // A JWT (three base64url parts) is a client-credentials access token; anything else is
-        // looked up as an API token.
-        let looks_like_jwt = secret.starts_with("eyJ") && secret.matches('.').count() == 2;
-        let authenticated = if looks_like_jwt {
-            match crate::oauth::authenticate(state, secret).await {
-                Ok(p) => Ok(p),
-                Err(ApiError::Unauthenticated(m)) => Err(ApiError::Unauthenticated(m)),
-                Err(other) => return Err(other),
+        let (secret, authenticated) = match authenticate(parts, state).await? {
+            Some(found) => found,
+            None => {
+                return Err(ApiError::Unauthenticated(
+                    "send `Authorization: Bearer <token>` or sign in (`gatehouse login --sso`)".to_owned(),
+                ));
             }
-        } else {
-            state.store.authenticate(secret).await?.map_err(ApiError::from)
         };
         let principal = match authenticated {
             Ok(p) => p,
             Err(rejection) => {
                 if let Some(slot) = &slot {
-                    slot.0.lock().unwrap_or_else(|p| p.into_inner()).rejected_token = Some(secret.as_bytes().to_vec());
+                    slot.0.lock().unwrap_or_else(|p| p.into_inner()).rejected_token = Some(secret.into_bytes());
                 }
                 return Err(rejection);
             }
@@ -263,5 +245,68 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
             auth.require(N::SCOPE)?;
         }
         Ok(auth)
+    }
+}
+
+/// The credential a request carries and what it authenticates as: a session (cookie or `gss_`
+/// bearer), a client-credentials access token (a JWT), or an API token. `None` when the request
+/// carries none.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<(String, Result<Principal, ApiError>)>, ApiError> {
+    use axum::http::header;
+    if let Some(secret) = crate::sso::session_secret(&parts.headers) {
+        let from_cookie = parts.headers.get(header::AUTHORIZATION).is_none();
+        if from_cookie && !parts.method.is_safe() && cross_site(parts) {
+            return Err(ApiError::Forbidden(
+                "a cross-site request may not change anything with a session cookie".to_owned(),
+            ));
+        }
+        let found = state.store.session_principal(&secret).await?.map_err(ApiError::from);
+        return Ok(Some((secret, found)));
+    }
+    let Some(header) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".to_owned()))?;
+    let (scheme, secret) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthenticated("expected `Authorization: Bearer <token>`".to_owned()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthenticated("only the Bearer scheme is accepted".to_owned()));
+    }
+    let secret = secret.trim();
+    // A JWT (three base64url parts) is a client-credentials access token; anything else is
+    // looked up as an API token.
+    let looks_like_jwt = secret.starts_with("eyJ") && secret.matches('.').count() == 2;
+    let found = if looks_like_jwt {
+        match crate::oauth::authenticate(state, secret).await {
+            Ok(p) => Ok(p),
+            Err(ApiError::Unauthenticated(m)) => Err(ApiError::Unauthenticated(m)),
+            Err(other) => return Err(other),
+        }
+    } else {
+        state.store.authenticate(secret).await?.map_err(ApiError::from)
+    };
+    Ok(Some((secret.to_owned(), found)))
+}
+
+/// Whether the browser says the request comes from another site. `SameSite=Lax` already keeps
+/// the cookie off cross-site POSTs in current browsers; this also covers older ones.
+fn cross_site(parts: &Parts) -> bool {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
+        return true;
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => url::Url::parse(origin).ok().is_none_or(|o| {
+            let origin_host = match o.port() {
+                Some(p) => format!("{}:{p}", o.host_str().unwrap_or_default()),
+                None => o.host_str().unwrap_or_default().to_owned(),
+            };
+            origin_host != host
+        }),
+        _ => false,
     }
 }

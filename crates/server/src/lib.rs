@@ -11,6 +11,7 @@ pub mod oauth;
 mod routes;
 pub mod scan;
 mod scim;
+pub mod sso;
 pub mod vault;
 
 use std::future::Future;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub tokens: std::sync::Arc<oauth::TokenKeys>,
     /// The server's external URL, for SCIM locations and sign-in redirects.
     pub public_url: Option<String>,
+    /// Single sign-on providers, by org name.
+    pub sso: std::sync::Arc<sso::Sso>,
 }
 
 /// Why the server's state could not be built.
@@ -68,6 +71,8 @@ pub enum StateError {
     Rules(#[from] gatehouse_scan::ScanError),
     #[error("review: {0}")]
     Reviewer(String),
+    #[error(transparent)]
+    Sso(#[from] sso::SsoError),
 }
 
 impl AppState {
@@ -97,6 +102,7 @@ impl AppState {
             batcher: audit::Batcher::start(store.clone()),
             exports: std::sync::Arc::new(config.audit.exports.clone()),
             public_url: config.identity.public_url.clone(),
+            sso: std::sync::Arc::new(sso::Sso::from_config(config, &|v| std::env::var(v).ok())?),
             store,
         })
     }
@@ -203,6 +209,7 @@ pub fn build_router(state: AppState) -> Router {
         .route("/oauth/token", axum::routing::post(oauth::token))
         .route("/.well-known/jwks.json", axum::routing::get(oauth::jwks))
         .merge(scim::routes())
+        .merge(sso::routes())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

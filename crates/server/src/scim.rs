@@ -147,6 +147,7 @@ impl FromRequestParts<AppState> for Scim {
             credential: Credential::ScimToken,
             operator: false,
             authz_version: 0,
+            sign_in: None,
         };
         let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta::from_parts(parts));
         if let Some(slot) = parts.extensions.get::<Slot>() {

@@ -30,6 +30,7 @@ struct Fixture {
     suppression: String,
     other: String,
     other_token: String,
+    other_session: String,
 }
 
 async fn fixture(t: &TestApp) -> Fixture {
@@ -56,7 +57,25 @@ async fn fixture(t: &TestApp) -> Fixture {
             json!({"fingerprint": "hmac-sha256:00", "reason": "a documented test value", "expires_in_days": 3}),
         )
         .await;
+    // A sign-in session of ann's (made in the store: the sign-in flow itself is tested in sso.rs).
+    let ann = t.store.get_principal(&t.boot.org.id, &other.parse().unwrap()).await.unwrap();
+    let limits = gatehouse_store::SessionLimits {
+        idle: std::time::Duration::from_secs(600),
+        absolute: std::time::Duration::from_secs(3600),
+    };
+    let session = t
+        .store
+        .create_session(
+            &ann,
+            "browser",
+            &gatehouse_store::Claims::default(),
+            limits,
+            &gatehouse_store::testing::ctx(&t.boot.org.id),
+        )
+        .await
+        .unwrap();
     Fixture {
+        other_session: session.id,
         folder,
         secret: sec["id"].as_str().unwrap().to_owned(),
         group,
@@ -158,6 +177,8 @@ async fn every_route_decides_authorization(b: Backend) {
         ("GET", "/api/v1/scim-tokens", "/api/v1/scim-tokens".into(), None, Denied),
         ("POST", "/api/v1/scim-tokens", "/api/v1/scim-tokens".into(), Some(json!({})), Denied),
         ("DELETE", "/api/v1/scim-tokens/{id}", "/api/v1/scim-tokens/tok_0".into(), None, Denied),
+        ("GET", "/api/v1/sessions", "/api/v1/sessions".into(), None, OwnOk),
+        ("DELETE", "/api/v1/sessions/{id}", format!("/api/v1/sessions/{}", f.other_session), None, Denied),
         ("GET", "/api/v1/orgs", "/api/v1/orgs".into(), None, Denied),
         ("POST", "/api/v1/orgs", "/api/v1/orgs".into(), Some(json!({"name": "t2", "admin_email": "a@t2.example"})), Denied),
         ("GET", "/api/v1/orgs/{id}", format!("/api/v1/orgs/{operator}"), None, Denied),

@@ -71,6 +71,7 @@ impl ClientRow {
             credential: Credential::ClientCredentials,
             operator: self.operator,
             authz_version: self.authz_version,
+            sign_in: None,
         }))
     }
 }

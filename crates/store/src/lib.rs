@@ -17,6 +17,7 @@ mod revisions;
 mod scans;
 mod scim;
 mod secrets;
+mod sessions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -39,6 +40,7 @@ pub use scim::{
     NewScimToken, SCIM_PRINCIPAL, SCIM_TOKEN_PREFIX, ScimCaller, ScimGroup, ScimLookup, ScimToken, ScimUser,
 };
 pub use secrets::{NewSealedVersion, OrgKey, SealedVersion};
+pub use sessions::{Claims, NewSession, PendingLogin, SESSION_PREFIX, SessionInfo, SessionLimits};
 
 /// Runs `$body` with `$pool` bound to the pool for reads.
 macro_rules! on_read {

@@ -333,6 +333,32 @@ impl Store {
         self.get_principal(org, id).await
     }
 
+    /// Revokes the live tokens of `org` named `name` (the bootstrap token once single sign-on is
+    /// configured). Returns how many.
+    pub async fn revoke_tokens_named(&self, org: &OrgId, name: &str, audit: &AuditCtx) -> Result<u64, StoreError> {
+        let now = Timestamp::now().as_millis();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<(String,)> = sqlx::query_as(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND name = $3 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(now)
+            .bind(org.as_str())
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?;
+            let events: Vec<_> = ids
+                .iter()
+                .map(|(id,)| audit.event("token.revoke", resource("token", id), serde_json::json!({"name": name})))
+                .collect();
+            if !events.is_empty() {
+                append_audit!(tx, events)?;
+            }
+            tx.commit().await?;
+            Ok(ids.len() as u64)
+        })
+    }
+
     /// Issues a token for `principal`. The caller checks who may issue what; this checks that the
     /// scope does not exceed the principal's `max_scope` and that the principal is active.
     // The issuer is stored with the token; the audit context says who asked (they differ for
@@ -486,6 +512,7 @@ impl Store {
             credential: gatehouse_core::Credential::ApiToken,
             operator: row.operator,
             authz_version: row.authz_version,
+            sign_in: None,
         }))
     }
 }

@@ -1,20 +1,76 @@
-//! Identity administration: the org's SCIM provisioning tokens.
+//! Identity administration: the org's SCIM provisioning tokens, and sign-in sessions.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatehouse_authz::Action;
-use gatehouse_store::{NewScimToken, ScimToken};
+use gatehouse_core::PrincipalId;
+use gatehouse_store::{NewScimToken, ScimToken, SessionInfo};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::authz::resource;
 use crate::error::ApiResult;
-use crate::extract::{Admin, ApiJson, ApiPath, Auth, Read};
+use crate::extract::{Admin, Anyone, ApiJson, ApiPath, ApiQuery, Auth, Read};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_scim_tokens, create_scim_token)).routes(routes!(revoke_scim_token))
+    OpenApiRouter::new()
+        .routes(routes!(list_scim_tokens, create_scim_token))
+        .routes(routes!(revoke_scim_token))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+}
+
+/// Whose sessions to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// A principal's id (needs `principal.manage` on it); the caller's own sessions by default.
+    pub principal_id: Option<PrincipalId>,
+}
+
+/// List sign-in sessions (never their secrets): the caller's own, or a principal's.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "identity", params(SessionQuery),
+    responses((status = 200, body = Vec<SessionInfo>)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Auth<Anyone>,
+    ApiQuery(q): ApiQuery<SessionQuery>,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    let p = auth.principal();
+    let whose = q.principal_id.unwrap_or_else(|| p.id.clone());
+    authorize_on(&state, &auth, &whose).await?;
+    Ok(Json(state.store.list_sessions(&p.org_id, Some(&whose)).await?))
+}
+
+/// One's own sessions are one's own business; anyone else's need `principal.manage` on them.
+async fn authorize_on(state: &AppState, auth: &Auth<Anyone>, whose: &PrincipalId) -> ApiResult<()> {
+    let p = auth.principal();
+    if *whose == p.id {
+        return auth
+            .authorize(state, Action::PrincipalSelf, &resource::principal(p.id.as_str(), p.kind, &p.name))
+            .await;
+    }
+    let record = state.store.get_principal(&p.org_id, whose).await?;
+    auth.authorize(state, Action::PrincipalManage, &resource::principal(whose.as_str(), record.kind, &record.name))
+        .await
+}
+
+/// Revoke a session (sign someone out everywhere they used it); the next request with it is
+/// refused.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "identity", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Auth<Anyone>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let p = auth.principal();
+    let session = state.store.get_session(&p.org_id, &id).await?;
+    authorize_on(&state, &auth, &session.principal_id).await?;
+    state.store.revoke_session(&p.org_id, &id, "session.revoke", &auth.audit()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// List the org's SCIM tokens (never their secrets).

@@ -32,8 +32,12 @@ pub struct WhoAmI {
     pub org: Org,
     /// The scope of the token used, as limited by the principal's `max_scope`.
     pub scope: Scope,
-    /// The token used.
+    /// The token used (for a session, the session's id).
     pub token_id: gatehouse_core::TokenId,
+    /// The kind of credential used.
+    pub credential: gatehouse_core::Credential,
+    /// For a session, what the identity provider said about the sign-in.
+    pub sign_in: Option<gatehouse_core::SignIn>,
 }
 
 /// Describe the calling principal, its org and its effective scope.
@@ -47,6 +51,8 @@ async fn whoami(State(state): State<AppState>, auth: Auth<Anyone>) -> ApiResult<
         org: state.store.get_org(&p.org_id).await?,
         scope: p.scope,
         token_id: p.token_id.clone(),
+        credential: p.credential,
+        sign_in: p.sign_in.clone(),
     }))
 }
 

@@ -7,7 +7,10 @@ ALTER TABLE principals ADD COLUMN external_id TEXT;
 ALTER TABLE principals ADD COLUMN scim TEXT;
 ALTER TABLE principals ADD COLUMN updated_at BIGINT;
 ALTER TABLE principals ADD COLUMN deleted_at BIGINT;
+-- The identity provider's subject (`sub`), linked on the first single sign-on.
+ALTER TABLE principals ADD COLUMN oidc_subject TEXT;
 CREATE INDEX principals_external ON principals (org_id, external_id);
+CREATE UNIQUE INDEX principals_oidc_subject ON principals (org_id, oidc_subject);
 -- SCIM's userName is case-insensitive; so is sign-in.
 CREATE UNIQUE INDEX principals_name_folded ON principals (org_id, lower(name));
 
@@ -33,11 +36,13 @@ CREATE INDEX scim_tokens_org ON scim_tokens (org_id);
 CREATE TABLE sessions (
     id_hash          BLOB PRIMARY KEY,
     id               TEXT NOT NULL UNIQUE,
+    kind             TEXT NOT NULL CHECK (kind IN ('browser', 'cli')),
     org_id           TEXT NOT NULL,
     principal_id     TEXT NOT NULL,
     created_at       BIGINT NOT NULL,
     last_seen_at     BIGINT NOT NULL,
     expires_at       BIGINT NOT NULL,
+    idle_ms          BIGINT NOT NULL,
     revoked_at       BIGINT,
     mfa              BOOLEAN NOT NULL,
     amr              TEXT NOT NULL,
@@ -55,6 +60,23 @@ CREATE TABLE oidc_logins (
     nonce         TEXT NOT NULL,
     pkce_verifier TEXT NOT NULL,
     return_to     TEXT,
+    -- For the CLI's sign-in: where its loopback listener waits, and the hash of its verifier.
+    cli_redirect  TEXT,
+    cli_challenge TEXT,
     created_at    BIGINT NOT NULL,
     expires_at    BIGINT NOT NULL
+);
+
+-- One-time codes handed to the CLI's loopback listener after sign-in, exchanged (with the
+-- CLI's verifier) for a session of kind `cli`.
+CREATE TABLE cli_codes (
+    code_hash     BLOB PRIMARY KEY,
+    org_id        TEXT NOT NULL,
+    principal_id  TEXT NOT NULL,
+    challenge     TEXT NOT NULL,
+    mfa           BOOLEAN NOT NULL,
+    amr           TEXT NOT NULL,
+    acr           TEXT,
+    expires_at    BIGINT NOT NULL,
+    FOREIGN KEY (org_id, principal_id) REFERENCES principals (org_id, id)
 );

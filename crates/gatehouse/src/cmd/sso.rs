@@ -1,0 +1,101 @@
+//! `gatehouse login --sso`: the browser sign-in for the CLI (RFC 8252, a loopback redirect).
+//!
+//! The CLI listens on 127.0.0.1, sends the browser to Gatehouse's sign-in with that address and
+//! the hash of a secret verifier, and receives a one-time code on the loopback address when the
+//! identity provider is done. It exchanges code and verifier for a session token; a code seen by
+//! anyone else is useless without the verifier, and the session secret never appears in a URL.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use rand::RngCore;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long the CLI waits for the browser to come back.
+const WAIT: Duration = Duration::from_secs(300);
+
+/// Runs the sign-in and returns the session token.
+pub async fn sign_in(server: &str, org: &str, open_browser: bool) -> Result<String> {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let verifier = hex::encode(raw);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
+    let redirect = format!("http://{}/callback", listener.local_addr()?);
+    let mut url = url::Url::parse(&format!("{server}/auth/login")).context("invalid --url")?;
+    url.query_pairs_mut()
+        .append_pair("org", org)
+        .append_pair("cli_redirect", &redirect)
+        .append_pair("cli_challenge", &challenge);
+    eprintln!("Sign in to `{org}` in your browser:\n\n    {url}\n");
+    if open_browser {
+        for opener in ["xdg-open", "open"] {
+            if std::process::Command::new(opener)
+                .arg(url.as_str())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+    let code = tokio::time::timeout(WAIT, wait_for_code(&listener)).await.context("no sign-in within 5 minutes")??;
+    let res = reqwest::Client::new()
+        .post(format!("{server}/auth/cli/token"))
+        .json(&serde_json::json!({"code": code, "verifier": verifier}))
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("sign-in failed: {}", body["detail"].as_str().unwrap_or("no detail"));
+    }
+    body["session_token"].as_str().map(str::to_owned).context("the server sent no session token")
+}
+
+/// Serves the loopback address until a request brings `code` (or the provider's error).
+async fn wait_for_code(listener: &tokio::net::TcpListener) -> Result<String> {
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 8192];
+        let mut len = 0;
+        while len < buf.len() {
+            let n = stream.read(&mut buf[len..]).await?;
+            if n == 0 {
+                break;
+            }
+            len += n;
+            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        let head = String::from_utf8_lossy(&buf[..len]);
+        let target = head.lines().next().and_then(|l| l.split(' ').nth(1)).unwrap_or_default().to_owned();
+        let parsed = url::Url::parse(&format!("http://127.0.0.1{target}")).ok();
+        let param = |name: &str| {
+            parsed.as_ref().and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+        };
+        let (page, found) = match (param("code"), param("error")) {
+            (Some(code), _) => ("Signed in to Gatehouse. You can close this window.", Some(Ok(code))),
+            (None, Some(e)) => ("Sign-in failed; see the terminal.", Some(Err(e))),
+            (None, None) => ("Waiting for the sign-in.", None),
+        };
+        let body = format!("<!DOCTYPE html><html><body><p>{page}</p></body></html>");
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        match found {
+            Some(Ok(code)) => return Ok(code),
+            Some(Err(e)) => bail!("the sign-in was refused: {}", e.chars().take(200).collect::<String>()),
+            None => continue,
+        }
+    }
+}
