@@ -49,9 +49,10 @@ fn fill(path: &str) -> String {
 }
 
 /// Mutations a `read` token may make on its own behalf, with the reason.
-const READ_MAY: [(&str, &str); 2] = [
+const READ_MAY: [(&str, &str); 3] = [
     ("POST /api/v1/tokens", "a principal may mint tokens up to its own scope"),
     ("DELETE /api/v1/tokens/{id}", "a principal may revoke its own tokens"),
+    ("DELETE /api/v1/sessions/{id}", "a principal may end its own sessions"),
 ];
 
 async fn every_route_demands_a_token_and_its_scope(b: Backend) {

@@ -80,3 +80,13 @@ CREATE TABLE cli_codes (
     expires_at    BIGINT NOT NULL,
     FOREIGN KEY (org_id, principal_id) REFERENCES principals (org_id, id)
 );
+
+-- The CA that signs an org's service identities' client certificates (mTLS). A certificate's
+-- URI SAN names the org and the service; it is accepted only if this org's CA issued it.
+CREATE TABLE client_cas (
+    org_id      TEXT PRIMARY KEY REFERENCES orgs (id),
+    pem         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    created_by  TEXT NOT NULL
+);
