@@ -154,6 +154,8 @@ pub enum Credential {
     ScimToken,
     /// A session from single sign-on (a browser cookie or the CLI's session token).
     Session,
+    /// A TLS client certificate issued by the org's client CA (service identities).
+    Mtls,
 }
 
 /// What the identity provider said about a sign-in, carried by its session into authorization.

@@ -69,6 +69,12 @@ pub enum Command {
     /// SCIM provisioning: the bearer tokens the identity provider uses at /scim/v2.
     #[command(subcommand)]
     Scim(ScimCommand),
+    /// Client certificates for service identities (mTLS): the org's client CA.
+    #[command(subcommand)]
+    Mtls(MtlsCommand),
+    /// Sign-in sessions: list and revoke.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Scan a directory, a file or staged git changes for secrets, offline (no server needed).
     /// Exits 1 when a finding blocks under the policy, 2 when the scan itself fails.
     Scan(ScanArgs),
@@ -653,6 +659,35 @@ pub struct PushArgs {
     /// A prompt id (repeatable).
     #[arg(long = "prompt-id")]
     pub prompt_ids: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MtlsCommand {
+    /// Trust a CA (PEM file) to issue the org's service identities' client certificates; their
+    /// URI SAN is spiffe://gatehouse/org/<org>/service/<name>.
+    SetCa {
+        /// The CA certificate(s), PEM.
+        file: PathBuf,
+    },
+    /// Show the org's client CA.
+    Ca,
+    /// Stop accepting client certificates.
+    RemoveCa,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List your sign-in sessions, or a principal's.
+    List {
+        /// A principal id (needs principal.manage on it).
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Revoke a session.
+    Revoke {
+        /// Session id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

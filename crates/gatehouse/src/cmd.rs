@@ -80,6 +80,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ReviewPolicy(c) => scan::run_review_policy(c, &client()?, json).await,
         Command::Authz(c) => authz::run(c, &client()?, json).await,
         Command::Scim(c) => scim::run(c, &client()?, json).await,
+        Command::Mtls(c) => scim::run_mtls(c, &client()?, json).await,
+        Command::Session(c) => scim::run_session(c, &client()?, json).await,
         Command::Advisories(c) => scan::run_advisories(c, json),
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await

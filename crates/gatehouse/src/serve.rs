@@ -105,8 +105,13 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
         Some(url) => format!("postgres {}", gatehouse_server::config::mask_url(url)),
         None => format!("sqlite {}", config.data_dir.display()),
     };
+    let tls = match &config.tls {
+        Some(t) => Some(gatehouse_server::tls::server_config(&t.cert_file, &t.key_file)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, database = %engine, "gatehouse listening");
-    println!("gatehouse listening on http://{addr}");
+    println!("gatehouse listening on {scheme}://{addr}");
     let vault = gatehouse_server::vault::open_vault(store.clone(), &config, &ProcessEnv)?;
     let resume = vault.clone();
     tokio::spawn(async move {
@@ -125,7 +130,10 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
     );
     let scanners = state.scanner.clone().spawn_workers(config.scan.workers, std::time::Duration::from_secs(2));
     let router = build_router(state);
-    gatehouse_server::serve(listener, router, shutdown).await?;
+    match &tls {
+        Some(tls) => gatehouse_server::serve_tls(listener, tls.clone(), router, shutdown).await?,
+        None => gatehouse_server::serve(listener, router, shutdown).await?,
+    }
     maintenance.abort();
     for s in scanners {
         s.abort();

@@ -182,7 +182,11 @@ impl RequestMeta {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.to_owned());
         Self {
             request_id: header("x-request-id"),
-            source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+            source: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .or_else(|| parts.extensions.get::<ConnectInfo<crate::tls::Peer>>().map(|c| c.0.addr.ip().to_string())),
             user_agent: header("user-agent").map(|s| s.chars().take(200).collect()),
         }
     }
@@ -272,6 +276,8 @@ pub fn action_for(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/api/v1/scim-tokens") => "scim.token.create",
         ("DELETE", "/api/v1/scim-tokens/{id}") => "scim.token.revoke",
         ("DELETE", "/api/v1/sessions/{id}") => "session.revoke",
+        ("PUT", "/api/v1/client-ca") => "mtls.ca.set",
+        ("DELETE", "/api/v1/client-ca") => "mtls.ca.remove",
         ("POST", "/auth/logout") => "auth.logout",
         ("POST", "/auth/cli/token") => "auth.login",
         ("POST", "/scim/v2/Users") => "scim.user.create",

@@ -181,6 +181,7 @@ pub async fn explain(
         // SCIM tokens never reach API authorization; if one did, it would be as a token.
         gatehouse_core::Credential::ScimToken => AuthMethod::Token,
         gatehouse_core::Credential::Session => AuthMethod::Session,
+        gatehouse_core::Credential::Mtls => AuthMethod::Mtls,
     };
     if let Some(sign_in) = &principal.sign_in {
         ctx.mfa = sign_in.mfa;

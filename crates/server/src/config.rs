@@ -42,6 +42,8 @@ pub struct Config {
     pub review: ReviewSettings,
     /// Service-identity credentials.
     pub identity: IdentitySettings,
+    /// HTTPS (and client certificates for service identities); plain HTTP when unset.
+    pub tls: Option<TlsSettings>,
 }
 
 /// The independent reviewer of each revision. Without `url` and `model`, the deterministic
@@ -134,6 +136,16 @@ pub struct IdentitySettings {
     pub public_url: Option<String>,
     /// Single sign-on: one OpenID Connect provider per organization.
     pub sso: Vec<SsoSettings>,
+}
+
+/// The server's certificate and key, for HTTPS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// The private key, PEM.
+    pub key_file: PathBuf,
 }
 
 /// Single sign-on for one organization with an OpenID Connect provider (authorization code
@@ -398,6 +410,7 @@ impl Default for Config {
             scan: ScanSettings::default(),
             review: ReviewSettings::default(),
             identity: IdentitySettings::default(),
+            tls: None,
         }
     }
 }

@@ -266,7 +266,15 @@ async fn authenticate(
         let found = state.store.session_principal(&secret).await?.map_err(ApiError::from);
         return Ok(Some((secret, found)));
     }
-    let Some(header) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+        // No token and no session: a client certificate, if the connection (HTTPS) carried one.
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>();
+        if let Some(certs) = peer.and_then(|p| p.0.certs.clone()) {
+            let id = certs.first().map(crate::tls::cert_token_id).unwrap_or_else(gatehouse_core::TokenId::generate);
+            return Ok(Some((id.to_string(), mtls(state, &certs).await?)));
+        }
+        return Ok(None);
+    };
     let value = header
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".to_owned()))?;
@@ -309,4 +317,39 @@ fn cross_site(parts: &Parts) -> bool {
         }),
         _ => false,
     }
+}
+
+/// The service identity a verified client certificate names.
+async fn mtls(
+    state: &AppState,
+    certs: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<Result<Principal, ApiError>, ApiError> {
+    let refuse = |m: String| Ok(Err(ApiError::Unauthenticated(m)));
+    let Some(end) = certs.first() else { return refuse("no client certificate".to_owned()) };
+    let claimed = match crate::tls::claimed_identity(end) {
+        Ok(c) => c,
+        Err(m) => return refuse(m),
+    };
+    let org = match state.store.org_by_name(&claimed.org).await {
+        Ok(o) => o,
+        Err(gatehouse_store::StoreError::NotFound { .. }) => {
+            return refuse("the client certificate names an unknown organization".to_owned());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(ca) = state.store.client_ca(&org.id).await? else {
+        return refuse("the organization accepts no client certificates (no client CA is set)".to_owned());
+    };
+    if let Err(m) = crate::tls::verify_chain(&ca.pem, certs) {
+        return refuse(m);
+    }
+    Ok(state.store.mtls_principal(&org.id, &claimed.service, crate::tls::cert_token_id(end)).await?.map_err(
+        |r| match r {
+            gatehouse_store::TokenRejection::Inactive => ApiError::from(r),
+            _ => ApiError::Unauthenticated(format!(
+                "the client certificate names `{}`, which is not a service identity of the organization",
+                claimed.service
+            )),
+        },
+    ))
 }

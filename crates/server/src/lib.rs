@@ -12,6 +12,7 @@ mod routes;
 pub mod scan;
 mod scim;
 pub mod sso;
+pub mod tls;
 pub mod vault;
 
 use std::future::Future;
@@ -251,6 +252,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves `router` over HTTPS on `listener` until `shutdown` completes. Clients may present a
+/// certificate: a service identity's, issued by its org's client CA, authenticates it (mTLS).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, config)?;
+    axum::serve(listener, router.into_make_service_with_connect_info::<tls::Peer>())
         .with_graceful_shutdown(shutdown)
         .await
 }

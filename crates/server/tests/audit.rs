@@ -235,6 +235,14 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
         .unwrap();
     let (s, v) = t.call(Method::DELETE, &format!("/api/v1/sessions/{}", session.id), Some(&admin), None).await;
     ok("DELETE", "/api/v1/sessions/{id}", "session.revoke", s, &v);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let (s, v) = t.call(Method::PUT, "/api/v1/client-ca", Some(&admin), Some(json!({"pem": ca_pem}))).await;
+    ok("PUT", "/api/v1/client-ca", "mtls.ca.set", s, &v);
+    let (s, v) = t.call(Method::DELETE, "/api/v1/client-ca", Some(&admin), None).await;
+    ok("DELETE", "/api/v1/client-ca", "mtls.ca.remove", s, &v);
     let (s, v) =
         t.call(Method::PATCH, &format!("/api/v1/principals/{pid}"), Some(&admin), Some(json!({"active": false}))).await;
     ok("PATCH", "/api/v1/principals/{id}", "principal.deactivate", s, &v);

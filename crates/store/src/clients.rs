@@ -176,3 +176,127 @@ fn uuid_like() -> String {
     rand::rng().fill_bytes(&mut raw);
     hex::encode(raw)
 }
+
+/// An org's client CA for mTLS.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ClientCa {
+    /// The CA certificate(s), PEM.
+    pub pem: String,
+    /// SHA-256 of the first certificate's DER, hex.
+    pub fingerprint: String,
+    /// When it was set.
+    pub created_at: Timestamp,
+    /// Who set it.
+    pub created_by: String,
+}
+
+impl Store {
+    /// Sets (or replaces) the CA that issues `org`'s service identities' client certificates.
+    /// The caller has checked that `pem` holds CA certificates.
+    pub async fn set_client_ca(
+        &self,
+        org: &OrgId,
+        pem: &str,
+        fingerprint: &str,
+        audit: &AuditCtx,
+    ) -> Result<ClientCa, StoreError> {
+        let now = Timestamp::now();
+        let event =
+            audit.event("mtls.ca.set", resource("org", org.as_str()), serde_json::json!({"fingerprint": fingerprint}));
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM client_cas WHERE org_id = $1").bind(org.as_str()).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO client_cas (org_id, pem, fingerprint, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(org.as_str())
+            .bind(pem)
+            .bind(fingerprint)
+            .bind(now.as_millis())
+            .bind(&audit.actor.who.id)
+            .execute(&mut *tx)
+            .await?;
+            append_audit!(tx, vec![event])?;
+            tx.commit().await?;
+        });
+        Ok(ClientCa {
+            pem: pem.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            created_at: now,
+            created_by: audit.actor.who.id.clone(),
+        })
+    }
+
+    /// `org`'s client CA, if one is set.
+    pub async fn client_ca(&self, org: &OrgId) -> Result<Option<ClientCa>, StoreError> {
+        let row: Option<(String, String, i64, String)> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT pem, fingerprint, created_at, created_by FROM client_cas WHERE org_id = $1"
+        )
+        .bind(org.as_str())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(pem, fingerprint, c, by)| ClientCa {
+            pem,
+            fingerprint,
+            created_at: Timestamp::from_millis(c),
+            created_by: by,
+        }))
+    }
+
+    /// Removes `org`'s client CA: no client certificate authenticates any more.
+    pub async fn remove_client_ca(&self, org: &OrgId, audit: &AuditCtx) -> Result<(), StoreError> {
+        let event = audit.event("mtls.ca.remove", resource("org", org.as_str()), serde_json::json!({}));
+        let found = on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("DELETE FROM client_cas WHERE org_id = $1")
+                .bind(org.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                append_audit!(tx, vec![event])?;
+            }
+            tx.commit().await?;
+            n > 0
+        });
+        if !found {
+            return Err(StoreError::not_found("client CA", org.as_str()));
+        }
+        Ok(())
+    }
+
+    /// The service identity `name` of `org` behind a verified client certificate, as a
+    /// principal; `Err` when there is none, it is not a service, or it is deactivated.
+    pub async fn mtls_principal(
+        &self,
+        org: &OrgId,
+        name: &str,
+        cert_id: TokenId,
+    ) -> Result<Result<Principal, TokenRejection>, StoreError> {
+        let record = match self.principal_by_name(org, name).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Ok(Err(TokenRejection::Unknown)),
+            Err(e) => return Err(e),
+        };
+        if record.kind != PrincipalKind::Service {
+            return Ok(Err(TokenRejection::Unknown));
+        }
+        if !record.active {
+            return Ok(Err(TokenRejection::Inactive));
+        }
+        let o = self.get_org(org).await?;
+        let version = self.authz_version(org).await?;
+        Ok(Ok(Principal {
+            id: record.id,
+            org_id: org.clone(),
+            kind: PrincipalKind::Service,
+            name: record.name,
+            token_id: cert_id,
+            scope: record.max_scope,
+            credential: Credential::Mtls,
+            operator: o.operator,
+            authz_version: version,
+            sign_in: None,
+        }))
+    }
+}

@@ -30,7 +30,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use access::{BindingSubject, role_for_scope};
 pub use apps::{AppPatch, NewApp};
 pub use audit::{AuditCtx, AuditFilter, ChainHead, ExportState, resource};
-pub use clients::{CLIENT_SECRET_PREFIX, NewClientSecret};
+pub use clients::{CLIENT_SECRET_PREFIX, ClientCa, NewClientSecret};
 pub use error::StoreError;
 pub use orgs::{Bootstrap, NewOrg};
 pub use principals::{NewPrincipal, TOKEN_PREFIX, TokenRejection};

@@ -1,11 +1,12 @@
-//! Identity administration: the org's SCIM provisioning tokens, and sign-in sessions.
+//! Identity administration: the org's SCIM provisioning tokens, sign-in sessions, and the client
+//! CA for service identities' certificates.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatehouse_authz::Action;
 use gatehouse_core::PrincipalId;
-use gatehouse_store::{NewScimToken, ScimToken, SessionInfo};
+use gatehouse_store::{ClientCa, NewScimToken, ScimToken, SessionInfo};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,6 +21,51 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_scim_token))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(get_client_ca, set_client_ca, remove_client_ca))
+}
+
+/// The org's client CA for mTLS, as PEM.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetClientCa {
+    /// One or more CA certificates, PEM. Service identities present certificates issued by it
+    /// whose URI SAN is `spiffe://gatehouse/org/<org>/service/<service>`.
+    pub pem: String,
+}
+
+/// The CA that issues the org's service identities' client certificates (mTLS).
+#[utoipa::path(get, path = "/api/v1/client-ca", tag = "identity",
+    responses((status = 200, body = ClientCa), (status = 404, body = crate::Problem)))]
+async fn get_client_ca(State(state): State<AppState>, auth: Auth<Read>) -> ApiResult<Json<ClientCa>> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    let ca = state.store.client_ca(&p.org_id).await?;
+    ca.map(Json).ok_or_else(|| crate::error::ApiError::NotFound("no client CA is set".to_owned()))
+}
+
+/// Set (or replace) the org's client CA. From the next request, certificates it issued
+/// authenticate the service identities their URI SAN names; others' do not.
+#[utoipa::path(put, path = "/api/v1/client-ca", tag = "identity", request_body = SetClientCa,
+    responses((status = 200, body = ClientCa), (status = 422, body = crate::Problem)))]
+async fn set_client_ca(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(body): ApiJson<SetClientCa>,
+) -> ApiResult<Json<ClientCa>> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    let fingerprint = crate::tls::check_ca_pem(&body.pem).map_err(crate::error::ApiError::Unprocessable)?;
+    Ok(Json(state.store.set_client_ca(&p.org_id, &body.pem, &fingerprint, &auth.audit()).await?))
+}
+
+/// Remove the org's client CA: no client certificate authenticates any more.
+#[utoipa::path(delete, path = "/api/v1/client-ca", tag = "identity",
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+async fn remove_client_ca(State(state): State<AppState>, auth: Auth<Admin>) -> ApiResult<StatusCode> {
+    let p = auth.principal();
+    auth.authorize(&state, Action::IdentityManage, &resource::org(&p.org_id)).await?;
+    state.store.remove_client_ca(&p.org_id, &auth.audit()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Whose sessions to list.
