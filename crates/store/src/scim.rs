@@ -651,12 +651,13 @@ impl Store {
         let (wanted, ignored): (Vec<String>, Vec<String>) = match members {
             None => (Vec::new(), Vec::new()),
             Some(ids) => {
-                let users: std::collections::HashSet<String> = self
-                    .scim_users(org, ScimLookup::All)
-                    .await?
-                    .into_iter()
-                    .map(|u| u.record.id.as_str().to_owned())
-                    .collect();
+                let live: Vec<(String,)> = on_read!(self, |pool| sqlx::query_as(
+                    "SELECT id FROM principals WHERE org_id = $1 AND kind = 'user' AND deleted_at IS NULL"
+                )
+                .bind(org.as_str())
+                .fetch_all(pool)
+                .await?);
+                let users: std::collections::HashSet<String> = live.into_iter().map(|(id,)| id).collect();
                 let mut seen = std::collections::HashSet::new();
                 ids.iter().filter(|i| seen.insert(i.as_str())).cloned().partition(|i| users.contains(i))
             }
