@@ -467,6 +467,10 @@ pub struct LoginArgs {
     /// Print the sign-in URL instead of opening a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Sign in with the provider's device flow: enter a code on any device with a browser
+    /// (for machines that cannot open one, such as a server over SSH).
+    #[arg(long, requires = "sso")]
+    pub device: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,6 +96,7 @@ fn client() -> Result<Client> {
 async fn login(args: crate::cli::LoginArgs, json: bool) -> Result<()> {
     let url = args.url.trim_end_matches('/').to_owned();
     let token = match (&args.token, &args.org) {
+        (_, Some(org)) if args.sso && args.device => sso::device_sign_in(&url, org).await?,
         (_, Some(org)) if args.sso => sso::sign_in(&url, org, !args.no_browser).await?,
         (Some(t), _) if t == "-" => {
             let mut line = String::new();

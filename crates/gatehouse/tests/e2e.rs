@@ -1023,5 +1023,64 @@ async fn cli_signs_in_with_sso() {
     user.ok(&["logout"]);
     let res = reqwest::Client::new().get(format!("{base}/api/v1/whoami")).bearer_auth(&session).send().await.unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // Where no browser can reach the CLI (a server over SSH): the device flow. The CLI prints a
+    // URL with the code; the person opens it elsewhere, confirms, signs in.
+    let mut login = tokio::process::Command::new(BIN)
+        .args(["login", "--sso", "--device", "--url", &base, "--org", "acme"])
+        .env("GATEHOUSE_CONFIG_DIR", user.config.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
+    let verify = loop {
+        let line = err.next_line().await.unwrap().expect("the CLI printed where to enter the code");
+        if line.trim().starts_with(&format!("{issuer}/device")) {
+            break line.trim().to_owned();
+        }
+    };
+    // Another device: a browser of its own, not signed in at the provider.
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = browser.get(&verify).send().await.unwrap().text().await.unwrap();
+    let form = &page[page.find("<form").unwrap()..];
+    let mut fields: Vec<(String, String)> = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = tag.split('>').next().unwrap();
+            let attr = |n: &str| tag.split(&format!("{n}=\"")).nth(1).map(|v| v.split('"').next().unwrap().to_owned());
+            Some((attr("name")?, attr("value")?))
+        })
+        .collect();
+    fields.push(("confirm".to_owned(), "yes".to_owned()));
+    let res = browser.post(format!("{issuer}/device")).form(&fields).send().await.unwrap();
+    // The provider asks the person to sign in (unless already signed in there).
+    let mut url = match res.headers().get("location") {
+        Some(l) => url::Url::parse(&verify).unwrap().join(l.to_str().unwrap()).unwrap().to_string(),
+        None => String::new(),
+    };
+    for _ in 0..10 {
+        if url.is_empty() {
+            break;
+        }
+        let res = browser.get(&url).send().await.unwrap();
+        if res.status().is_redirection() {
+            url = url::Url::parse(&url).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap().to_string();
+            continue;
+        }
+        if !url.contains("/interaction/") {
+            break;
+        }
+        let res = browser.post(&url).form(&[("login", "root"), ("amr", "pwd")]).send().await.unwrap();
+        url = url::Url::parse(&url).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap().to_string();
+    }
+    let out = login.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "login --sso --device failed: {}", String::from_utf8_lossy(&out.stdout));
+    let me = user.json(&["whoami"]);
+    assert_eq!(me["principal"]["name"], "root@example.com");
+    assert_eq!(me["sign_in"]["mfa"], false);
     drop(idp);
 }

@@ -14,13 +14,17 @@ use axum::routing::{get, post};
 use base64::Engine;
 use gatehouse_core::OrgId;
 use gatehouse_store::{AuditCtx, Claims, PendingLogin, SessionLimits, StoreError};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
-use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKeySet, LogoutRequest, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
-    TokenResponse,
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+    CoreDeviceAuthorizationResponse, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
-use serde::Deserialize;
+use openidconnect::{
+    AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl,
+    EndSessionUrl, IssuerUrl, JsonWebKeySet, LogoutRequest, Nonce, NonceVerifier, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -37,6 +41,33 @@ const LOGIN_TTL: Duration = Duration::from_secs(600);
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Keys are re-fetched for an unknown key id at most this often.
 const MIN_KEY_REFRESH: Duration = Duration::from_secs(1);
+
+/// What Gatehouse reads from a provider's discovery document beyond the core fields.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    /// RP-initiated logout.
+    end_session_endpoint: Option<EndSessionUrl>,
+    /// The device flow (RFC 8628), for the CLI where no browser can reach a loopback address.
+    device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+/// A provider's discovery document.
+type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 /// Why single sign-on could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +88,7 @@ pub struct Provider {
     settings: SsoSettings,
     secret: ClientSecret,
     http: reqwest::Client,
-    cached: tokio::sync::RwLock<Option<(ProviderMetadataWithLogout, Instant)>>,
+    cached: tokio::sync::RwLock<Option<(Metadata, Instant)>>,
     refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -131,13 +162,13 @@ impl Provider {
     }
 
     /// The provider's metadata, fetched on first use and re-read hourly.
-    async fn metadata(&self) -> Result<ProviderMetadataWithLogout, ApiError> {
+    async fn metadata(&self) -> Result<Metadata, ApiError> {
         if let Some((m, at)) = &*self.cached.read().await
             && at.elapsed() < METADATA_TTL
         {
             return Ok(m.clone());
         }
-        let m = ProviderMetadataWithLogout::discover_async(self.issuer()?, &self.http).await.map_err(provider_error)?;
+        let m = Metadata::discover_async(self.issuer()?, &self.http).await.map_err(provider_error)?;
         *self.cached.write().await = Some((m.clone(), Instant::now()));
         Ok(m)
     }
@@ -159,7 +190,7 @@ impl Provider {
 
     fn client(
         &self,
-        m: ProviderMetadataWithLogout,
+        m: Metadata,
         base: &str,
     ) -> Result<
         CoreClient<
@@ -199,6 +230,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/auth/logout", post(logout))
         .route("/auth/logged-out", get(logged_out))
         .route("/auth/cli/token", post(cli_token))
+        .route("/auth/device", post(device_start))
+        .route("/auth/device/token", post(device_token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +338,21 @@ fn anonymous_ctx(org: &OrgId, meta: &RequestMeta) -> AuditCtx {
     }
 }
 
+/// The audit context of `user`, who has just signed in, from the anonymous one of the request.
+fn user_ctx(user: &gatehouse_core::PrincipalRecord, anonymous: AuditCtx) -> AuditCtx {
+    AuditCtx {
+        actor: gatehouse_core::audit::Actor {
+            who: gatehouse_core::audit::ActorRef {
+                kind: gatehouse_core::audit::ActorKind::User,
+                id: user.id.to_string(),
+                name: user.name.clone(),
+            },
+            on_behalf_of: Vec::new(),
+        },
+        ..anonymous
+    }
+}
+
 /// Records a failed sign-in and answers 401 with why (never with token contents).
 async fn failed(state: &AppState, org: &OrgId, meta: &RequestMeta, reason: String) -> ApiError {
     let ctx = anonymous_ctx(org, meta);
@@ -352,17 +400,7 @@ async fn callback(
         Ok(u) => u,
         Err(why) => return Err(failed(&state, &org.id, &meta, why).await),
     };
-    let ctx = AuditCtx {
-        actor: gatehouse_core::audit::Actor {
-            who: gatehouse_core::audit::ActorRef {
-                kind: gatehouse_core::audit::ActorKind::User,
-                id: user.id.to_string(),
-                name: user.name.clone(),
-            },
-            on_behalf_of: Vec::new(),
-        },
-        ..audit
-    };
+    let ctx = user_ctx(&user, audit);
     if let (Some(redirect), Some(challenge)) = (&login.cli_redirect, &login.cli_challenge) {
         // The CLI gets a one-time code on its loopback listener and exchanges it, with its
         // verifier, at /auth/cli/token; the session secret never travels in a URL.
@@ -398,14 +436,20 @@ async fn exchange(state: &AppState, provider: &Provider, login: &PendingLogin, c
         .await
         .map_err(|e| format!("the code exchange failed: {}", short(&e.to_string())))?;
     let id_token = response.id_token().ok_or("the provider returned no id token")?.clone();
-    let nonce = Nonce::new(login.nonce.clone());
-    let verified = {
-        let verifier = client.id_token_verifier();
-        match id_token.claims(&verifier, &nonce) {
-            Ok(c) => Ok(c.clone()),
-            Err(e) => Err(e),
-        }
-    };
+    verify_id_token(provider, &base, &id_token, &Nonce::new(login.nonce.clone())).await
+}
+
+/// Verifies an id token (signature, issuer, audience, expiry, and the nonce with `nonce`),
+/// fetching the provider's keys once more if it names one we do not have, and reads the claims.
+async fn verify_id_token<N: NonceVerifier + Copy>(
+    provider: &Provider,
+    base: &str,
+    id_token: &openidconnect::core::CoreIdToken,
+    nonce: N,
+) -> Result<Claims, String> {
+    let meta = provider.metadata().await.map_err(|e| e.to_string())?;
+    let client = provider.client(meta, base).map_err(|e| e.to_string())?;
+    let verified = id_token.claims(&client.id_token_verifier(), nonce).cloned();
     let claims = match verified {
         Ok(c) => c,
         Err(openidconnect::ClaimsVerificationError::SignatureVerification(
@@ -414,9 +458,11 @@ async fn exchange(state: &AppState, provider: &Provider, login: &PendingLogin, c
             // A key we have not seen: the provider may have rotated. Fetch its keys once more.
             provider.refresh_keys().await.map_err(|e| e.to_string())?;
             let meta = provider.metadata().await.map_err(|e| e.to_string())?;
-            let client = provider.client(meta, &base).map_err(|e| e.to_string())?;
-            let verifier = client.id_token_verifier();
-            id_token.claims(&verifier, &nonce).map_err(|e| format!("the id token was refused: {e}"))?.clone()
+            let client = provider.client(meta, base).map_err(|e| e.to_string())?;
+            id_token
+                .claims(&client.id_token_verifier(), nonce)
+                .map_err(|e| format!("the id token was refused: {e}"))?
+                .clone()
         }
         Err(e) => return Err(format!("the id token was refused: {e}")),
     };
@@ -540,18 +586,19 @@ async fn cli_token(
     }
     let org = state.store.get_org(&user.org_id).await?;
     let provider = state.sso.provider(&org.name).ok_or_else(refused)?;
-    let ctx = AuditCtx {
-        actor: gatehouse_core::audit::Actor {
-            who: gatehouse_core::audit::ActorRef {
-                kind: gatehouse_core::audit::ActorKind::User,
-                id: user.id.to_string(),
-                name: user.name.clone(),
-            },
-            on_behalf_of: Vec::new(),
-        },
-        ..anonymous_ctx(&user.org_id, &meta)
-    };
-    let session = state.store.create_session(&user, "cli", &claims, provider.limits(), &ctx).await?;
+    let ctx = user_ctx(&user, anonymous_ctx(&user.org_id, &meta));
+    cli_session(&state, provider, &user, &claims, &ctx).await
+}
+
+/// A session of kind `cli` for `user`, answered as the CLI expects it.
+async fn cli_session(
+    state: &AppState,
+    provider: &Provider,
+    user: &gatehouse_core::PrincipalRecord,
+    claims: &Claims,
+    ctx: &AuditCtx,
+) -> Result<Response, ApiError> {
+    let session = state.store.create_session(user, "cli", claims, provider.limits(), ctx).await?;
     let mut res = axum::Json(json!({
         "session_token": session.secret,
         "expires_at": session.expires_at,
@@ -561,6 +608,132 @@ async fn cli_token(
     .into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceStart {
+    org: String,
+}
+
+/// Starts a device-flow sign-in for the CLI (RFC 8628) where the provider offers one: Gatehouse
+/// asks the provider for a user code (with its own client credentials, which the CLI never
+/// holds) and answers where the person should enter it; the CLI then polls `/auth/device/token`.
+async fn device_start(
+    State(state): State<AppState>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<DeviceStart>,
+) -> Result<Response, ApiError> {
+    let provider = state
+        .sso
+        .provider(&body.org)
+        .ok_or_else(|| ApiError::NotFound(format!("organization `{}` has no single sign-on", short(&body.org))))?;
+    let org = state.store.org_by_name(&body.org).await?;
+    let meta = provider.metadata().await?;
+    let Some(device_url) = meta.additional_metadata().device_authorization_endpoint.clone() else {
+        return Err(ApiError::NotFound(
+            "the identity provider offers no device flow; sign in through the browser instead".to_owned(),
+        ));
+    };
+    let client = provider.client(meta, &state.sso.base())?.set_device_authorization_url(device_url);
+    let mut request = client.exchange_device_code();
+    for s in provider.settings.scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(s.clone()));
+    }
+    let details: CoreDeviceAuthorizationResponse =
+        request.request_async(&provider.http).await.map_err(provider_error)?;
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+    let id = hex::encode(raw);
+    let expires_at = gatehouse_core::Timestamp::now().plus(details.expires_in());
+    let stored = serde_json::to_string(&details).map_err(|_| ApiError::Internal)?;
+    state.store.create_device_login(&id, &org.id, &stored, expires_at).await?;
+    let mut res = axum::Json(json!({
+        "device_id": id,
+        "user_code": details.user_code().secret(),
+        "verification_uri": details.verification_uri().as_str(),
+        "verification_uri_complete": details.verification_uri_complete().map(|u| u.secret().clone()),
+        "interval": details.interval().as_secs(),
+        "expires_in": details.expires_in().as_secs(),
+    }))
+    .into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceToken {
+    device_id: String,
+}
+
+/// One poll of a device-flow sign-in: 202 while the person has not finished at the provider,
+/// a session once they have, 401 when they declined or the code expired.
+async fn device_token(
+    State(state): State<AppState>,
+    axum::Extension(meta): axum::Extension<RequestMeta>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<DeviceToken>,
+) -> Result<Response, ApiError> {
+    use openidconnect::{DeviceCodeErrorResponseType, RequestTokenError};
+    let (org_id, stored, expires_at) = state
+        .store
+        .device_login(&body.device_id)
+        .await?
+        .ok_or_else(|| ApiError::SignInFailed("unknown or expired device sign-in; start again".to_owned()))?;
+    let details: CoreDeviceAuthorizationResponse = serde_json::from_str(&stored).map_err(|_| ApiError::Internal)?;
+    let org = state.store.get_org(&org_id).await?;
+    let provider = state
+        .sso
+        .provider(&org.name)
+        .ok_or_else(|| ApiError::NotFound(format!("organization `{}` has no single sign-on", org.name)))?;
+    let base = state.sso.base();
+    let client = provider.client(provider.metadata().await?, &base)?;
+    // Exactly one request to the provider per poll: the library's loop is given a deadline that
+    // has passed by the time the first answer is in, and no sleep.
+    let result = client
+        .exchange_device_access_token(&details)
+        .map_err(provider_error)?
+        .request_async(&provider.http, |_| std::future::ready(()), Some(Duration::from_millis(1)))
+        .await;
+    let pending = || {
+        let mut res = (StatusCode::ACCEPTED, axum::Json(json!({"status": "authorization_pending"}))).into_response();
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(RequestTokenError::ServerResponse(e)) => match e.error() {
+            DeviceCodeErrorResponseType::AuthorizationPending | DeviceCodeErrorResponseType::SlowDown => {
+                return Ok(pending());
+            }
+            // The library's own deadline, not the provider's verdict, while ours runs.
+            DeviceCodeErrorResponseType::ExpiredToken if gatehouse_core::Timestamp::now() < expires_at => {
+                return Ok(pending());
+            }
+            other => {
+                state.store.delete_device_login(&body.device_id).await?;
+                let why = format!("the identity provider refused: {}", short(other.as_ref()));
+                return Err(failed(&state, &org.id, &meta, why).await);
+            }
+        },
+        Err(e) => return Err(provider_error(e)),
+    };
+    if !state.store.delete_device_login(&body.device_id).await? {
+        return Err(ApiError::SignInFailed("this device sign-in was already completed".to_owned()));
+    }
+    let id_token = match response.id_token() {
+        Some(t) => t.clone(),
+        None => return Err(failed(&state, &org.id, &meta, "the provider returned no id token".to_owned()).await),
+    };
+    // The device flow carries no nonce (RFC 8628); the id token is bound to this exchange by the
+    // device code, which only Gatehouse held.
+    let claims = match verify_id_token(provider, &base, &id_token, |_: Option<&Nonce>| Ok(())).await {
+        Ok(c) => c,
+        Err(why) => return Err(failed(&state, &org.id, &meta, why).await),
+    };
+    let audit = anonymous_ctx(&org.id, &meta);
+    let user = match state.store.sign_in_user(&org.id, &claims, provider.settings.jit_users, &audit).await? {
+        Ok(u) => u,
+        Err(why) => return Err(failed(&state, &org.id, &meta, why).await),
+    };
+    cli_session(&state, provider, &user, &claims, &user_ctx(&user, audit)).await
 }
 
 /// Once an org signs in through a provider, its bootstrap token stops working: revoke it.

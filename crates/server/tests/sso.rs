@@ -480,7 +480,82 @@ async fn cli_signs_in_through_the_browser(b: Backend) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
+/// The hidden inputs and the action of the first form on an HTML page (the provider's pages).
+fn form_of(page: &str) -> (String, Vec<(String, String)>) {
+    let form = &page[page.find("<form").expect("a form")..];
+    let action = form.split("action=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let mut fields = Vec::new();
+    for tag in form.split("<input").skip(1) {
+        let tag = tag.split('>').next().unwrap();
+        let attr =
+            |name: &str| tag.split(&format!("{name}=\"")).nth(1).map(|v| v.split('"').next().unwrap().to_owned());
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            fields.push((n, v));
+        }
+    }
+    (action, fields)
+}
+
+async fn cli_signs_in_with_the_device_flow(b: Backend) {
+    let e = env(b).await;
+    let http = reqwest::Client::new();
+    let start: Value = http
+        .post(format!("{}/auth/device", e.base))
+        .json(&json!({"org": ORG}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_id = start["device_id"].as_str().unwrap().to_owned();
+    assert!(start["user_code"].as_str().is_some_and(|c| !c.is_empty()), "{start}");
+    let poll = || http.post(format!("{}/auth/device/token", e.base)).json(&json!({"device_id": device_id})).send();
+    let res = poll().await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "nobody has signed in yet");
+
+    // On another device: the verification page, confirm the code, sign in.
+    let browser = browser();
+    let mut url = start["verification_uri_complete"].as_str().unwrap().to_owned();
+    let page = browser.get(&url).send().await.unwrap().text().await.unwrap();
+    let (action, mut fields) = form_of(&page);
+    fields.push(("confirm".to_owned(), "yes".to_owned()));
+    let res = browser.post(url::Url::parse(&url).unwrap().join(&action).unwrap()).form(&fields).send().await.unwrap();
+    url = location(&res, &url);
+    for _ in 0..10 {
+        let res = browser.get(&url).send().await.unwrap();
+        if res.status().is_redirection() {
+            url = location(&res, &url);
+            continue;
+        }
+        let text = res.text().await.unwrap();
+        if text.contains("Signed in on your device") {
+            break;
+        }
+        assert!(url.contains("/interaction/"), "{url}: {text}");
+        let res =
+            browser.post(&url).form(&[("login", "hana"), ("amr", "pwd,mfa"), ("groups", "")]).send().await.unwrap();
+        url = location(&res, &url);
+    }
+
+    let res = poll().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let tok: Value = res.json().await.unwrap();
+    let session = tok["session_token"].as_str().unwrap().to_owned();
+    let me: Value =
+        http.get(format!("{}/api/v1/whoami", e.base)).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["principal"]["name"], "hana@example.com");
+    assert_eq!(me["sign_in"]["mfa"], true);
+    // Done once: the same device sign-in cannot start a second session.
+    let res = poll().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res =
+        http.post(format!("{}/auth/device/token", e.base)).json(&json!({"device_id": "nope"})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
 both_backends!(
+    cli_signs_in_with_the_device_flow,
     sign_in_mfa_groups_and_guardrails,
     bad_id_tokens_are_refused,
     provider_key_rotation,

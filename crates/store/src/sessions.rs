@@ -588,3 +588,54 @@ impl Store {
         Ok(Some((record, challenge, claims)))
     }
 }
+
+impl Store {
+    /// Records a device-flow sign-in (the provider's device authorization response, as JSON)
+    /// under the id the CLI polls with.
+    pub async fn create_device_login(
+        &self,
+        id: &str,
+        org: &OrgId,
+        response: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().as_millis();
+        on_write!(self, |pool| {
+            sqlx::query("DELETE FROM device_logins WHERE expires_at < $1").bind(now).execute(pool).await?;
+            sqlx::query("INSERT INTO device_logins (id_hash, org_id, response, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(hash_secret(id).to_vec())
+                .bind(org.as_str())
+                .bind(response)
+                .bind(expires_at.as_millis())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The device-flow sign-in `id`, unless it expired: (org, response JSON, expiry).
+    pub async fn device_login(&self, id: &str) -> Result<Option<(OrgId, String, Timestamp)>, StoreError> {
+        let row: Option<(String, String, i64)> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT org_id, response, expires_at FROM device_logins WHERE id_hash = $1"
+        )
+        .bind(hash_secret(id).to_vec())
+        .fetch_optional(pool)
+        .await?);
+        let Some((org, response, expires_at)) = row else { return Ok(None) };
+        if expires_at < Timestamp::now().as_millis() {
+            return Ok(None);
+        }
+        Ok(Some((parse_col("device_logins.org_id", &org)?, response, Timestamp::from_millis(expires_at))))
+    }
+
+    /// Forgets device-flow sign-in `id` (done, refused or expired). Returns whether it was there,
+    /// so two polls finishing together start one session.
+    pub async fn delete_device_login(&self, id: &str) -> Result<bool, StoreError> {
+        let n = on_write!(self, |pool| sqlx::query("DELETE FROM device_logins WHERE id_hash = $1")
+            .bind(hash_secret(id).to_vec())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+}

@@ -59,6 +59,60 @@ pub async fn sign_in(server: &str, org: &str, open_browser: bool) -> Result<Stri
     body["session_token"].as_str().map(str::to_owned).context("the server sent no session token")
 }
 
+/// Signs in with the provider's device flow (RFC 8628) through Gatehouse, which holds the client
+/// credentials: shows where to enter the code, then polls until the person is done.
+pub async fn device_sign_in(server: &str, org: &str) -> Result<String> {
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{server}/auth/device"))
+        .json(&serde_json::json!({"org": org}))
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    let status = res.status();
+    let start: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("cannot start the device sign-in: {}", start["detail"].as_str().unwrap_or("no detail"));
+    }
+    let device_id = start["device_id"].as_str().context("the server sent no device id")?.to_owned();
+    let interval = Duration::from_secs(start["interval"].as_u64().unwrap_or(5).max(1));
+    match start["verification_uri_complete"].as_str() {
+        Some(complete) => eprintln!(
+            "On any device, open\n\n    {complete}\n\nor go to {} and enter the code {}\n",
+            start["verification_uri"].as_str().unwrap_or_default(),
+            start["user_code"].as_str().unwrap_or_default()
+        ),
+        None => eprintln!(
+            "On any device, go to {} and enter the code {}\n",
+            start["verification_uri"].as_str().unwrap_or_default(),
+            start["user_code"].as_str().unwrap_or_default()
+        ),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(start["expires_in"].as_u64().unwrap_or(600));
+    loop {
+        if std::time::Instant::now() > deadline {
+            bail!("the code expired before the sign-in was finished");
+        }
+        let res = http
+            .post(format!("{server}/auth/device/token"))
+            .json(&serde_json::json!({"device_id": device_id}))
+            .send()
+            .await
+            .context("cannot reach the server")?;
+        match res.status().as_u16() {
+            202 => tokio::time::sleep(interval).await,
+            200 => {
+                let body: Value = res.json().await?;
+                return body["session_token"].as_str().map(str::to_owned).context("the server sent no session token");
+            }
+            _ => {
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                bail!("sign-in failed: {}", body["detail"].as_str().unwrap_or("no detail"));
+            }
+        }
+    }
+}
+
 /// Serves the loopback address until a request brings `code` (or the provider's error).
 async fn wait_for_code(listener: &tokio::net::TcpListener) -> Result<String> {
     loop {

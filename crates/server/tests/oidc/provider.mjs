@@ -1,6 +1,8 @@
 // A real OpenID provider for Gatehouse's sign-in tests: panva's `oidc-provider` (the certified
 // Node.js implementation) on loopback, with one confidential client for Gatehouse.
 //
+// The device flow is on, with plain forms at /device.
+//
 // Usage: node provider.mjs <modules-dir> <redirect-uri> <post-logout-redirect-uri>
 // Prints `listening <issuer>` once ready.
 //
@@ -75,7 +77,7 @@ function makeProvider() {
       redirect_uris: [redirectUri],
       post_logout_redirect_uris: [postLogoutUri],
       response_types: ['code'],
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       token_endpoint_auth_method: 'client_secret_basic',
     }],
     pkce: { required: () => true },
@@ -87,6 +89,19 @@ function makeProvider() {
     cookies: { keys: ['gatehouse-test-cookie-key'] },
     features: {
       devInteractions: { enabled: false },
+      // The device flow (RFC 8628): plain forms, as a person on another device would see them.
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: async (ctx, form) => {
+          ctx.body = `<!DOCTYPE html><html><body>${form}<button type="submit" form="op.deviceInputForm">Continue</button></body></html>`;
+        },
+        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => {
+          ctx.body = `<!DOCTYPE html><html><body><p>${userCode}</p>${form}<button type="submit" form="op.deviceConfirmForm" name="confirm" value="yes">Continue</button></body></html>`;
+        },
+        successSource: async (ctx) => {
+          ctx.body = '<!DOCTYPE html><html><body><p>Signed in on your device.</p></body></html>';
+        },
+      },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {

@@ -90,3 +90,12 @@ CREATE TABLE client_cas (
     created_at  BIGINT NOT NULL,
     created_by  TEXT NOT NULL
 );
+
+-- Device-flow sign-ins in flight (RFC 8628): the provider's device authorization response (its
+-- device code is a credential for the sign-in, so it stays here, not with the CLI).
+CREATE TABLE device_logins (
+    id_hash     BLOB PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES orgs (id),
+    response    TEXT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
