@@ -300,6 +300,13 @@ pub enum AdminCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Rotate the key that signs service identities' access tokens. Running servers that share
+    /// the key file sign with the new key within a second; the old one keeps verifying (and stays
+    /// in the JWKS) until the tokens it signed have expired.
+    RotateTokenKey {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

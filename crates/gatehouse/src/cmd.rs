@@ -86,6 +86,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Admin(crate::cli::AdminCommand::Token { principal, org, ttl, server }) => {
             admin_token(&principal, org.as_deref(), &ttl, server, json).await
         }
+        Command::Admin(crate::cli::AdminCommand::RotateTokenKey { server }) => {
+            let config = crate::serve::effective_config(&server)?;
+            let path = config.token_key_file();
+            let kid = gatehouse_server::oauth::rotate_key_file(&path, config.identity.access_token_ttl)?;
+            if json {
+                output::json(&serde_json::json!({ "kid": kid, "key_file": path }))
+            } else {
+                println!("access tokens are now signed with key {kid} ({})", path.display());
+                Ok(())
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! JWT access tokens (RFC 9068 shape), the JWKS that verifies them, and their verification on
 //! every request.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Json;
@@ -23,20 +23,116 @@ use crate::audit::{KeyFileError, RequestMeta, check_permissions, write_private};
 /// The audience every access token is for.
 pub const AUDIENCE: &str = "gatehouse-api";
 
-/// The access-token signing key.
+/// How often the key file is checked for a rotation done by `gatehouse admin rotate-token-key`.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// The access-token signing keys: the newest signs; every key in the file verifies and is
+/// published, so tokens signed before a rotation stay valid until they expire.
 pub struct TokenKeys {
+    path: PathBuf,
+    issuer: String,
+    ttl: Duration,
+    loaded: std::sync::RwLock<Loaded>,
+}
+
+struct Loaded {
+    keys: std::sync::Arc<Vec<Key>>,
+    modified: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
+}
+
+struct Key {
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
     public_x: String,
-    issuer: String,
-    ttl: Duration,
 }
 
+/// Version 1 held one seed; version 2 holds several, newest first, each with when it began
+/// signing.
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ed25519_seed: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<FileKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileKey {
     ed25519_seed: String,
+    created_at: u64,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// The keys of a key file, newest first.
+fn read_key_file(path: &Path) -> Result<Vec<FileKey>, String> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| e.to_string())?);
+    check_permissions(path)?;
+    let file: KeyFile = serde_json::from_str(&text).map_err(|_| "not a valid key file".to_owned())?;
+    let keys = match (file.version, file.ed25519_seed) {
+        (1, Some(seed)) => vec![FileKey { ed25519_seed: seed, created_at: 0 }],
+        (2, None) if !file.keys.is_empty() => file.keys,
+        (v, _) => return Err(format!("unsupported or empty key file (version {v})")),
+    };
+    Ok(keys)
+}
+
+fn write_key_file(path: &Path, keys: Vec<FileKey>) -> Result<(), String> {
+    let text = Zeroizing::new(
+        serde_json::to_string_pretty(&KeyFile { version: 2, ed25519_seed: None, keys }).map_err(|e| e.to_string())?,
+    );
+    // Written beside and renamed over, so a server reading it never sees half a file.
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, text.as_bytes()).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+fn new_seed() -> String {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(seed.as_mut_slice());
+    hex::encode(seed.as_slice())
+}
+
+fn load_key(k: &FileKey) -> Result<Key, String> {
+    let raw = Zeroizing::new(hex::decode(&k.ed25519_seed).map_err(|_| "the key is not hex".to_owned())?);
+    let seed: Zeroizing<[u8; 32]> =
+        Zeroizing::new(raw.as_slice().try_into().map_err(|_| "the key is not 256 bits".to_owned())?);
+    let signing = SigningKey::from_bytes(&seed);
+    let der = signing.to_pkcs8_der().map_err(|e| format!("cannot encode the key: {e}"))?;
+    let public = signing.verifying_key().to_bytes();
+    Ok(Key {
+        kid: gatehouse_audit::checkpoint::key_id(&signing.verifying_key()),
+        encoding: EncodingKey::from_ed_der(der.as_bytes()),
+        decoding: DecodingKey::from_ed_der(&public),
+        public_x: b64url(&public),
+    })
+}
+
+/// Adds a new signing key to the key file at `path` and drops keys that stopped signing more
+/// than `ttl` (the longest an access token lives) ago, since no live token can need them.
+/// Running servers pick the change up within a second. Returns the new key's id.
+pub fn rotate_key_file(path: &Path, ttl: Duration) -> Result<String, KeyFileError> {
+    let err = |m: String| KeyFileError { path: path.display().to_string(), message: m };
+    let old = read_key_file(path).map_err(err)?;
+    let now = now_secs();
+    let mut keys = vec![FileKey { ed25519_seed: new_seed(), created_at: now }];
+    // A key stopped signing when the next newer one started.
+    let mut retired_at = now;
+    for k in old {
+        if now.saturating_sub(retired_at) <= ttl.as_secs() {
+            retired_at = k.created_at;
+            keys.push(k);
+        }
+    }
+    let kid = load_key(&keys[0]).map_err(err)?.kid;
+    write_key_file(path, keys).map_err(err)?;
+    Ok(kid)
 }
 
 /// The claims of an access token.
@@ -73,44 +169,57 @@ impl TokenKeys {
     /// Loads the key file, creating it (mode 0600) on first start.
     pub fn open_or_create(path: &Path, issuer: &str, ttl: Duration) -> Result<Self, KeyFileError> {
         let err = |m: String| KeyFileError { path: path.display().to_string(), message: m };
-        let seed: Zeroizing<[u8; 32]> = match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let text = Zeroizing::new(text);
-                check_permissions(path).map_err(err)?;
-                let file: KeyFile = serde_json::from_str(&text).map_err(|_| err("not a valid key file".to_owned()))?;
-                if file.version != 1 {
-                    return Err(err(format!("unsupported version {}", file.version)));
-                }
-                let raw =
-                    Zeroizing::new(hex::decode(&file.ed25519_seed).map_err(|_| err("the key is not hex".to_owned()))?);
-                Zeroizing::new(raw.as_slice().try_into().map_err(|_| err("the key is not 256 bits".to_owned()))?)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(seed.as_mut_slice());
-                let file = KeyFile { version: 1, ed25519_seed: hex::encode(seed.as_slice()) };
-                let text = Zeroizing::new(serde_json::to_string_pretty(&file).map_err(|e| err(e.to_string()))?);
-                write_private(path, text.as_bytes()).map_err(|e| err(e.to_string()))?;
-                seed
-            }
-            Err(e) => return Err(err(e.to_string())),
-        };
-        let signing = SigningKey::from_bytes(&seed);
-        let der = signing.to_pkcs8_der().map_err(|e| err(format!("cannot encode the key: {e}")))?;
-        let public = signing.verifying_key().to_bytes();
+        if !path.exists() {
+            write_key_file(path, vec![FileKey { ed25519_seed: new_seed(), created_at: now_secs() }]).map_err(err)?;
+        }
+        let keys =
+            read_key_file(path).map_err(err)?.iter().map(load_key).collect::<Result<Vec<_>, _>>().map_err(err)?;
         Ok(Self {
-            kid: gatehouse_audit::checkpoint::key_id(&signing.verifying_key()),
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            decoding: DecodingKey::from_ed_der(&public),
-            public_x: b64url(&public),
+            path: path.to_owned(),
             issuer: issuer.to_owned(),
             ttl,
+            loaded: std::sync::RwLock::new(Loaded {
+                keys: std::sync::Arc::new(keys),
+                modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+                checked: std::time::Instant::now(),
+            }),
         })
+    }
+
+    /// The keys, newest first, re-read when the file changed (checked at most once a second).
+    fn keys(&self) -> std::sync::Arc<Vec<Key>> {
+        {
+            let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+            if loaded.checked.elapsed() < RELOAD_EVERY {
+                return loaded.keys.clone();
+            }
+        }
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        loaded.checked = std::time::Instant::now();
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if modified != loaded.modified {
+            match read_key_file(&self.path).and_then(|ks| ks.iter().map(load_key).collect::<Result<Vec<_>, _>>()) {
+                Ok(keys) => {
+                    tracing::info!(kid = %keys.first().map(|k| k.kid.as_str()).unwrap_or("-"), "access-token keys reloaded");
+                    loaded.keys = std::sync::Arc::new(keys);
+                    loaded.modified = modified;
+                }
+                // A broken edit must not lock everyone out: keep signing with what we had.
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot reload the access-token keys")
+                }
+            }
+        }
+        loaded.keys.clone()
     }
 
     /// Signs an access token for `p` (its `token_id` is the token's `jti`).
     fn issue(&self, p: &Principal, secret_id: &str) -> Result<(String, u64), jsonwebtoken::errors::Error> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let keys = self.keys();
+        let Some(key) = keys.first() else {
+            return Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into());
+        };
+        let now = now_secs();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: p.id.to_string(),
@@ -124,23 +233,25 @@ impl TokenKeys {
             csid: secret_id.to_owned(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(key.kid.clone());
         header.typ = Some("at+jwt".to_owned());
-        Ok((jsonwebtoken::encode(&header, &claims, &self.encoding)?, self.ttl.as_secs()))
+        Ok((jsonwebtoken::encode(&header, &claims, &key.encoding)?, self.ttl.as_secs()))
     }
 
-    /// Verifies an access token's signature, issuer, audience and expiry.
+    /// Verifies an access token's signature (by any published key), issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "the access token is malformed".to_owned())?;
-        if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err("the access token was not signed by this server's current key".to_owned());
-        }
+        let keys = self.keys();
+        let key = keys
+            .iter()
+            .find(|k| header.alg == Algorithm::EdDSA && header.kid.as_deref() == Some(k.kid.as_str()))
+            .ok_or_else(|| "the access token was not signed by a key of this server".to_owned())?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[AUDIENCE]);
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map(|d| d.claims).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the access token has expired",
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => "the access token is for another audience",
@@ -152,11 +263,16 @@ impl TokenKeys {
         })
     }
 
-    /// The JWKS document.
+    /// The JWKS document: every key that may have signed a live token.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({"keys": [{
-            "kty": "OKP", "crv": "Ed25519", "x": self.public_x, "kid": self.kid, "alg": "EdDSA", "use": "sig"
-        }]})
+        let keys: Vec<serde_json::Value> = self
+            .keys()
+            .iter()
+            .map(|k| {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": k.public_x, "kid": k.kid, "alg": "EdDSA", "use": "sig"})
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 
@@ -316,6 +432,25 @@ fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn version_one_key_files_still_load_and_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token-keys.json");
+        let v1 = serde_json::json!({"version": 1, "ed25519_seed": "11".repeat(32)}).to_string();
+        write_private(&path, v1.as_bytes()).unwrap();
+        let keys = TokenKeys::open_or_create(&path, "gatehouse", Duration::from_secs(900)).unwrap();
+        let old_kid = keys.jwks()["keys"][0]["kid"].as_str().unwrap().to_owned();
+        let new_kid = rotate_key_file(&path, Duration::from_secs(900)).unwrap();
+        assert_ne!(old_kid, new_kid);
+        let reopened = TokenKeys::open_or_create(&path, "gatehouse", Duration::from_secs(900)).unwrap();
+        let kids: Vec<String> =
+            reopened.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(kids, vec![new_kid, old_kid]);
+        // A damaged file is refused, not replaced.
+        std::fs::write(&path, "{}").unwrap();
+        assert!(TokenKeys::open_or_create(&path, "gatehouse", Duration::from_secs(900)).is_err());
+    }
 
     #[test]
     fn base64_round_trips_known_values() {

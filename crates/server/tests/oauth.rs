@@ -155,4 +155,45 @@ async fn access_tokens_expire(b: Backend) {
     assert!(assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated").contains("expired"));
 }
 
-both_backends!(client_credentials_grant_and_jwks, deactivation_refuses_access_tokens_at_once, access_tokens_expire);
+async fn signing_key_rotation(b: Backend) {
+    let t = app(b).await;
+    let (id, secret) = service(&t).await;
+    let grant = || token_request(&t, Some((&id, &secret)), "grant_type=client_credentials");
+    let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    let (_, a) = grant().await;
+    let a = a["access_token"].as_str().unwrap().to_owned();
+    let path = t.config.token_key_file();
+
+    // Rotate as an operator would (`gatehouse admin rotate-token-key`); the server notices.
+    let new_kid = gatehouse_server::oauth::rotate_key_file(&path, std::time::Duration::from_secs(900)).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, jwks) = t.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, vec![new_kid.as_str(), kid(&a).as_str()], "both keys are published, the new one first");
+    let (_, b) = grant().await;
+    let b = b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid(&b), new_kid, "new tokens are signed with the new key");
+    for token in [&a, &b] {
+        let (s, v) = t.get("/api/v1/whoami", token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    // Once the old key's tokens can no longer be live (here: a 0-second lifetime), a further
+    // rotation drops it, and what it signed is refused.
+    let newest = gatehouse_server::oauth::rotate_key_file(&path, std::time::Duration::ZERO).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, jwks) = t.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, vec![newest.as_str(), new_kid.as_str()]);
+    let (s, v) = t.get("/api/v1/whoami", &a).await;
+    assert!(assert_problem(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated").contains("not signed by a key"));
+    let (s, _) = t.get("/api/v1/whoami", &b).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+both_backends!(
+    client_credentials_grant_and_jwks,
+    deactivation_refuses_access_tokens_at_once,
+    access_tokens_expire,
+    signing_key_rotation
+);
