@@ -889,6 +889,55 @@ fn authz_cli_grants_revokes_and_explains() {
     assert!(server.stop().success());
 }
 
+/// Runs `gatehouse login <args>` for `user` in the background and returns it with the first
+/// line it prints to standard error that starts with `prefix` (the URL the person must open).
+async fn start_sso_login(user: &User, args: &[&str], prefix: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut login = tokio::process::Command::new(BIN)
+        .arg("login")
+        .args(args)
+        .env("GATEHOUSE_CONFIG_DIR", user.config.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
+    loop {
+        let line = err.next_line().await.unwrap().expect("the CLI printed where to sign in");
+        if line.trim().starts_with(prefix) {
+            return (login, line.trim().to_owned());
+        }
+    }
+}
+
+/// A browser with its own cookies that follows no redirects by itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Follows redirects from `url` as a browser would, filling in the provider's login form as
+/// `login` with `amr`, until a page that is neither (the provider's or the CLI's last page).
+async fn through_provider(browser: &reqwest::Client, mut url: String, login: &str, amr: &str) {
+    let join = |base: &str, res: &reqwest::Response| {
+        url::Url::parse(base).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap().to_string()
+    };
+    for _ in 0..20 {
+        let res = browser.get(&url).send().await.unwrap();
+        if res.status().is_redirection() {
+            url = join(&url, &res);
+            continue;
+        }
+        if !url.contains("/interaction/") {
+            assert_eq!(res.status(), reqwest::StatusCode::OK, "{url}");
+            return;
+        }
+        let res = browser.post(&url).form(&[("login", login), ("amr", amr)]).send().await.unwrap();
+        url = join(&url, &res);
+    }
+    panic!("the sign-in did not finish")
+}
+
 /// Single sign-on as a person sees it: the server configured with a real OpenID provider
 /// (`oidc-provider`) prints no bootstrap token; `gatehouse login --sso` prints a URL, the
 /// "browser" (this test) signs in at the provider and lands on the CLI's loopback listener; the
@@ -970,41 +1019,14 @@ async fn cli_signs_in_with_sso() {
     let _server = Kill(server);
 
     let user = User::new();
-    let mut login = tokio::process::Command::new(BIN)
-        .args(["login", "--sso", "--no-browser", "--url", &base, "--org", "acme"])
-        .env("GATEHOUSE_CONFIG_DIR", user.config.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut err = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
-    let start = loop {
-        let line = err.next_line().await.unwrap().expect("the CLI printed a sign-in URL");
-        if let Some(u) = line.trim().strip_prefix(&format!("{base}/auth/login")) {
-            break format!("{base}/auth/login{u}");
-        }
-    };
-    // The browser: provider's login form, then back through Gatehouse to the CLI.
-    let browser =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let mut url = start;
-    for _ in 0..20 {
-        let res = browser.get(&url).send().await.unwrap();
-        if url.contains("/callback?code=") && !url.starts_with(&base) {
-            assert_eq!(res.status(), reqwest::StatusCode::OK);
-            break;
-        }
-        if res.status().is_redirection() {
-            let loc = res.headers()["location"].to_str().unwrap().to_owned();
-            url = url::Url::parse(&url).unwrap().join(&loc).unwrap().to_string();
-            continue;
-        }
-        assert!(url.contains("/interaction/"), "{url}: {}", res.status());
-        let res = browser.post(&url).form(&[("login", "root"), ("amr", "pwd,mfa")]).send().await.unwrap();
-        let loc = res.headers()["location"].to_str().unwrap().to_owned();
-        url = url::Url::parse(&url).unwrap().join(&loc).unwrap().to_string();
-    }
+    let (login, start) = start_sso_login(
+        &user,
+        &["--sso", "--no-browser", "--url", &base, "--org", "acme"],
+        &format!("{base}/auth/login"),
+    )
+    .await;
+    // The browser: provider's login form, then back through Gatehouse to the CLI's listener.
+    through_provider(&browser(), start, "root", "pwd,mfa").await;
     let out = login.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "login --sso failed: {stdout}");
@@ -1026,24 +1048,12 @@ async fn cli_signs_in_with_sso() {
 
     // Where no browser can reach the CLI (a server over SSH): the device flow. The CLI prints a
     // URL with the code; the person opens it elsewhere, confirms, signs in.
-    let mut login = tokio::process::Command::new(BIN)
-        .args(["login", "--sso", "--device", "--url", &base, "--org", "acme"])
-        .env("GATEHOUSE_CONFIG_DIR", user.config.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut err = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
-    let verify = loop {
-        let line = err.next_line().await.unwrap().expect("the CLI printed where to enter the code");
-        if line.trim().starts_with(&format!("{issuer}/device")) {
-            break line.trim().to_owned();
-        }
-    };
-    // Another device: a browser of its own, not signed in at the provider.
-    let browser =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (login, verify) =
+        start_sso_login(&user, &["--sso", "--device", "--url", &base, "--org", "acme"], &format!("{issuer}/device"))
+            .await;
+    // Another device: a browser of its own, not signed in at the provider. It confirms the code
+    // (the form's hidden fields and `confirm`), then signs in.
+    let browser = browser();
     let page = browser.get(&verify).send().await.unwrap().text().await.unwrap();
     let form = &page[page.find("<form").unwrap()..];
     let mut fields: Vec<(String, String)> = form
@@ -1057,26 +1067,8 @@ async fn cli_signs_in_with_sso() {
         .collect();
     fields.push(("confirm".to_owned(), "yes".to_owned()));
     let res = browser.post(format!("{issuer}/device")).form(&fields).send().await.unwrap();
-    // The provider asks the person to sign in (unless already signed in there).
-    let mut url = match res.headers().get("location") {
-        Some(l) => url::Url::parse(&verify).unwrap().join(l.to_str().unwrap()).unwrap().to_string(),
-        None => String::new(),
-    };
-    for _ in 0..10 {
-        if url.is_empty() {
-            break;
-        }
-        let res = browser.get(&url).send().await.unwrap();
-        if res.status().is_redirection() {
-            url = url::Url::parse(&url).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap().to_string();
-            continue;
-        }
-        if !url.contains("/interaction/") {
-            break;
-        }
-        let res = browser.post(&url).form(&[("login", "root"), ("amr", "pwd")]).send().await.unwrap();
-        url = url::Url::parse(&url).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap().to_string();
-    }
+    let next = url::Url::parse(&verify).unwrap().join(res.headers()["location"].to_str().unwrap()).unwrap();
+    through_provider(&browser, next.to_string(), "root", "pwd").await;
     let out = login.wait_with_output().await.unwrap();
     assert!(out.status.success(), "login --sso --device failed: {}", String::from_utf8_lossy(&out.stdout));
     let me = user.json(&["whoami"]);

@@ -397,14 +397,26 @@ async fn matching(
 ) -> Result<Vec<Map<String, Value>>, Failure> {
     let org = &scim.caller.org_id;
     let l = lookup(kind, filter);
-    let mut found: Vec<Map<String, Value>> = match kind {
-        Kind::User => state.store.scim_users(org, l).await?.iter().map(|u| user_resource(u, &scim.base)).collect(),
-        Kind::Group => state.store.scim_groups(org, l).await?.iter().map(|g| group_resource(g, &scim.base)).collect(),
+    let found: Vec<Value> = match kind {
+        Kind::User => {
+            state.store.scim_users(org, l).await?.iter().map(|u| Value::Object(user_resource(u, &scim.base))).collect()
+        }
+        Kind::Group => state
+            .store
+            .scim_groups(org, l)
+            .await?
+            .iter()
+            .map(|g| Value::Object(group_resource(g, &scim.base)))
+            .collect(),
     };
-    if let Some(f) = filter {
-        found.retain(|r| f.matches(&Value::Object(r.clone())));
-    }
-    Ok(found)
+    Ok(found
+        .into_iter()
+        .filter(|r| filter.is_none_or(|f| f.matches(r)))
+        .filter_map(|r| match r {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .collect())
 }
 
 fn page(kind_of: impl Fn(&Map<String, Value>) -> Kind, all: Vec<Map<String, Value>>, p: &ListParams) -> Response {

@@ -317,6 +317,13 @@ struct CallbackParams {
     error_description: Option<String>,
 }
 
+/// A JSON answer that caches must not keep (it carries a session or a sign-in in flight).
+fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 fn short(s: &str) -> String {
     s.chars().take(80).collect()
 }
@@ -599,15 +606,15 @@ async fn cli_session(
     ctx: &AuditCtx,
 ) -> Result<Response, ApiError> {
     let session = state.store.create_session(user, "cli", claims, provider.limits(), ctx).await?;
-    let mut res = axum::Json(json!({
-        "session_token": session.secret,
-        "expires_at": session.expires_at,
-        "idle_timeout_seconds": provider.settings.session_idle.as_secs(),
-        "principal": user.name,
-    }))
-    .into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res)
+    Ok(no_store(
+        StatusCode::OK,
+        json!({
+            "session_token": session.secret,
+            "expires_at": session.expires_at,
+            "idle_timeout_seconds": provider.settings.session_idle.as_secs(),
+            "principal": user.name,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -646,17 +653,17 @@ async fn device_start(
     let expires_at = gatehouse_core::Timestamp::now().plus(details.expires_in());
     let stored = serde_json::to_string(&details).map_err(|_| ApiError::Internal)?;
     state.store.create_device_login(&id, &org.id, &stored, expires_at).await?;
-    let mut res = axum::Json(json!({
-        "device_id": id,
-        "user_code": details.user_code().secret(),
-        "verification_uri": details.verification_uri().as_str(),
-        "verification_uri_complete": details.verification_uri_complete().map(|u| u.secret().clone()),
-        "interval": details.interval().as_secs(),
-        "expires_in": details.expires_in().as_secs(),
-    }))
-    .into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res)
+    Ok(no_store(
+        StatusCode::OK,
+        json!({
+            "device_id": id,
+            "user_code": details.user_code().secret(),
+            "verification_uri": details.verification_uri().as_str(),
+            "verification_uri_complete": details.verification_uri_complete().map(|u| u.secret().clone()),
+            "interval": details.interval().as_secs(),
+            "expires_in": details.expires_in().as_secs(),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -692,11 +699,7 @@ async fn device_token(
         .map_err(provider_error)?
         .request_async(&provider.http, |_| std::future::ready(()), Some(Duration::from_millis(1)))
         .await;
-    let pending = || {
-        let mut res = (StatusCode::ACCEPTED, axum::Json(json!({"status": "authorization_pending"}))).into_response();
-        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
-    };
+    let pending = || no_store(StatusCode::ACCEPTED, json!({"status": "authorization_pending"}));
     let response = match result {
         Ok(r) => r,
         Err(RequestTokenError::ServerResponse(e)) => match e.error() {

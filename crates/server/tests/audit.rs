@@ -217,22 +217,7 @@ async fn every_mutating_route_leaves_a_record(b: Backend) {
         .call(Method::DELETE, &format!("/api/v1/scim-tokens/{}", st["id"].as_str().unwrap()), Some(&admin), None)
         .await;
     ok("DELETE", "/api/v1/scim-tokens/{id}", "scim.token.revoke", s, &v);
-    let me = t.store.get_principal(&t.boot.org.id, &t.boot.admin.id).await.unwrap();
-    let limits = gatehouse_store::SessionLimits {
-        idle: std::time::Duration::from_secs(600),
-        absolute: std::time::Duration::from_secs(3600),
-    };
-    let session = t
-        .store
-        .create_session(
-            &me,
-            "browser",
-            &gatehouse_store::Claims::default(),
-            limits,
-            &gatehouse_store::testing::ctx(&t.boot.org.id),
-        )
-        .await
-        .unwrap();
+    let session = t.session_for(&t.boot.admin.id).await;
     let (s, v) = t.call(Method::DELETE, &format!("/api/v1/sessions/{}", session.id), Some(&admin), None).await;
     ok("DELETE", "/api/v1/sessions/{id}", "session.revoke", s, &v);
     let ca_key = rcgen::KeyPair::generate().unwrap();

@@ -57,23 +57,7 @@ async fn fixture(t: &TestApp) -> Fixture {
             json!({"fingerprint": "hmac-sha256:00", "reason": "a documented test value", "expires_in_days": 3}),
         )
         .await;
-    // A sign-in session of ann's (made in the store: the sign-in flow itself is tested in sso.rs).
-    let ann = t.store.get_principal(&t.boot.org.id, &other.parse().unwrap()).await.unwrap();
-    let limits = gatehouse_store::SessionLimits {
-        idle: std::time::Duration::from_secs(600),
-        absolute: std::time::Duration::from_secs(3600),
-    };
-    let session = t
-        .store
-        .create_session(
-            &ann,
-            "browser",
-            &gatehouse_store::Claims::default(),
-            limits,
-            &gatehouse_store::testing::ctx(&t.boot.org.id),
-        )
-        .await
-        .unwrap();
+    let session = t.session_for(&other.parse().unwrap()).await;
     Fixture {
         other_session: session.id,
         folder,

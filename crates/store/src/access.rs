@@ -53,7 +53,27 @@ macro_rules! delete_named {
     }};
 }
 
-pub(crate) use {bump_authz, insert_root_binding};
+/// Adds (`$add` true) or removes `$principal` in group `$group` within transaction `$tx`;
+/// evaluates to the rows affected (0 when there was nothing to change).
+macro_rules! change_membership {
+    ($tx:expr, $org:expr, $group:expr, $principal:expr, $add:expr) => {
+        if $add {
+            sqlx::query(
+                "INSERT INTO group_members (org_id, group_id, principal_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+        } else {
+            sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND group_id = $2 AND principal_id = $3")
+        }
+        .bind($org.as_str())
+        .bind($group)
+        .bind($principal)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+    };
+}
+
+pub(crate) use {bump_authz, change_membership, insert_root_binding};
 
 /// The built-in role a principal's maximum scope implies when it is created: the grant it gets on
 /// the root folder unless a caller asks otherwise.
@@ -341,20 +361,7 @@ impl Store {
         );
         let changed = on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let n = if member {
-                sqlx::query(
-                    "INSERT INTO group_members (org_id, group_id, principal_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-            } else {
-                sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND group_id = $2 AND principal_id = $3")
-            }
-            .bind(org.as_str())
-            .bind(id.as_str())
-            .bind(principal.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let n = change_membership!(tx, org, id.as_str(), principal.as_str(), member);
             if n > 0 {
                 bump_authz!(tx, org);
                 append_audit!(tx, vec![event])?;

@@ -713,22 +713,10 @@ impl Store {
                 .map_err(conflict)?;
             }
             for p in &removed {
-                sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND group_id = $2 AND principal_id = $3")
-                    .bind(org.as_str())
-                    .bind(id.as_str())
-                    .bind(p.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                crate::access::change_membership!(tx, org, id.as_str(), p.as_str(), false);
             }
             for p in &added {
-                sqlx::query(
-                    "INSERT INTO group_members (org_id, group_id, principal_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(org.as_str())
-                .bind(id.as_str())
-                .bind(p.as_str())
-                .execute(&mut *tx)
-                .await?;
+                crate::access::change_membership!(tx, org, id.as_str(), p.as_str(), true);
             }
             crate::access::bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;

@@ -346,20 +346,10 @@ impl Store {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             for g in &added {
-                sqlx::query("INSERT INTO group_members (org_id, group_id, principal_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind(org.as_str())
-                    .bind(g.as_str())
-                    .bind(principal.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                crate::access::change_membership!(tx, org, g.as_str(), principal.as_str(), true);
             }
             for g in &removed {
-                sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND group_id = $2 AND principal_id = $3")
-                    .bind(org.as_str())
-                    .bind(g.as_str())
-                    .bind(principal.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                crate::access::change_membership!(tx, org, g.as_str(), principal.as_str(), false);
             }
             crate::access::bump_authz!(tx, org);
             append_audit!(tx, vec![event])?;

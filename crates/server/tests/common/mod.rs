@@ -125,6 +125,18 @@ impl TestApp {
         (s, v)
     }
 
+    /// A sign-in session for principal `id` of the operator org, made in the store (the sign-in
+    /// flow itself is tested in sso.rs against a real provider).
+    pub async fn session_for(&self, id: &gatehouse_core::PrincipalId) -> gatehouse_store::NewSession {
+        let who = self.store.get_principal(&self.boot.org.id, id).await.unwrap();
+        let limits = gatehouse_store::SessionLimits {
+            idle: std::time::Duration::from_secs(3600),
+            absolute: std::time::Duration::from_secs(7200),
+        };
+        let ctx = gatehouse_store::testing::ctx(&self.boot.org.id);
+        self.store.create_session(&who, "browser", &gatehouse_store::Claims::default(), limits, &ctx).await.unwrap()
+    }
+
     /// Creates an app at the root and returns its JSON.
     pub async fn create_app(&self, name: &str) -> Value {
         let (s, v) = self.post("/api/v1/apps", self.admin(), serde_json::json!({ "name": name })).await;
