@@ -906,6 +906,12 @@ async fn start_sso_login(user: &User, args: &[&str], prefix: &str) -> (tokio::pr
     loop {
         let line = err.next_line().await.unwrap().expect("the CLI printed where to sign in");
         if line.trim().starts_with(prefix) {
+            // Keep reading: the CLI's further writes must not meet a closed pipe.
+            tokio::spawn(async move {
+                while let Ok(Some(l)) = err.next_line().await {
+                    eprintln!("login: {l}")
+                }
+            });
             return (login, line.trim().to_owned());
         }
     }

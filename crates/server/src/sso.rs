@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::audit::RequestMeta;
 use crate::config::SsoSettings;
 use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "gatehouse_session";
@@ -265,7 +266,7 @@ fn safe_cli_redirect(url: &str) -> Result<(), ApiError> {
 
 /// Starts a sign-in: remembers state, nonce and PKCE verifier, and sends the browser to the
 /// provider.
-async fn login(State(state): State<AppState>, Query(p): Query<LoginParams>) -> Result<Response, ApiError> {
+async fn login(State(state): State<AppState>, ApiQuery(p): ApiQuery<LoginParams>) -> Result<Response, ApiError> {
     let provider = state
         .sso
         .provider(&p.org)
@@ -376,7 +377,7 @@ async fn failed(state: &AppState, org: &OrgId, meta: &RequestMeta, reason: Strin
 /// id token, finds the user and starts a session.
 async fn callback(
     State(state): State<AppState>,
-    Query(p): Query<CallbackParams>,
+    ApiQuery(p): ApiQuery<CallbackParams>,
     axum::Extension(meta): axum::Extension<RequestMeta>,
 ) -> Result<Response, ApiError> {
     let login_state = p.state.ok_or_else(|| ApiError::BadRequest("`state` is missing".to_owned()))?;
@@ -583,7 +584,7 @@ struct CliToken {
 async fn cli_token(
     State(state): State<AppState>,
     axum::Extension(meta): axum::Extension<RequestMeta>,
-    crate::extract::ApiJson(body): crate::extract::ApiJson<CliToken>,
+    ApiJson(body): ApiJson<CliToken>,
 ) -> Result<Response, ApiError> {
     let refused = || ApiError::SignInFailed("unknown, used or expired code".to_owned());
     let (user, challenge, claims) = state.store.take_cli_code(&body.code).await?.ok_or_else(refused)?;
@@ -627,7 +628,7 @@ struct DeviceStart {
 /// holds) and answers where the person should enter it; the CLI then polls `/auth/device/token`.
 async fn device_start(
     State(state): State<AppState>,
-    crate::extract::ApiJson(body): crate::extract::ApiJson<DeviceStart>,
+    ApiJson(body): ApiJson<DeviceStart>,
 ) -> Result<Response, ApiError> {
     let provider = state
         .sso
@@ -676,7 +677,7 @@ struct DeviceToken {
 async fn device_token(
     State(state): State<AppState>,
     axum::Extension(meta): axum::Extension<RequestMeta>,
-    crate::extract::ApiJson(body): crate::extract::ApiJson<DeviceToken>,
+    ApiJson(body): ApiJson<DeviceToken>,
 ) -> Result<Response, ApiError> {
     use openidconnect::{DeviceCodeErrorResponseType, RequestTokenError};
     let (org_id, stored, expires_at) = state

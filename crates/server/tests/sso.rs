@@ -274,6 +274,7 @@ async fn sign_in_mfa_groups_and_guardrails(b: Backend) {
     );
     let all = serde_json::to_string(&audit_records(&e, "").await).unwrap();
     assert!(!all.contains(cookie.split('=').nth(1).unwrap()));
+    assert!(!all.contains("gatehouse-test-secret"), "the OIDC client secret reached the audit log");
 }
 
 async fn bad_id_tokens_are_refused(b: Backend) {
@@ -478,6 +479,12 @@ async fn cli_signs_in_through_the_browser(b: Backend) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let res = browser().get(format!("{}/auth/login?org={ORG}&return_to=//evil.example", e.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Malformed sign-in requests are named problems, not bare text.
+    for path in ["/auth/login", "/auth/login?org=nope", "/auth/callback?code=x"] {
+        let res = browser().get(format!("{}{path}", e.base)).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{path}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json", "{path}");
+    }
 }
 
 /// The hidden inputs and the action of the first form on an HTML page (the provider's pages).
