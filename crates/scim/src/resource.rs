@@ -266,6 +266,55 @@ mod tests {
         assert!(normalize(Kind::User, &json!([])).is_err());
     }
 
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            Just(json!("True")),
+            Just(json!(USER_SCHEMA)),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("schemas".to_owned()),
+                            Just("userName".to_owned()),
+                            Just("emails".to_owned()),
+                            Just("name".to_owned()),
+                            Just("active".to_owned()),
+                            Just("value".to_owned()),
+                            Just("primary".to_owned()),
+                            "[a-zA-Z]{1,8}",
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_normalizes_or_errors(body in any_json(), attrs in "\\PC{0,40}", excluded in "\\PC{0,40}") {
+            if let Ok(doc) = normalize(Kind::User, &body) {
+                // What is kept always passes its own checks again.
+                let mut again = doc.clone();
+                again.insert("schemas".to_owned(), json!([USER_SCHEMA]));
+                proptest::prop_assert_eq!(normalize(Kind::User, &Value::Object(again)).unwrap(), doc.clone());
+                let sel = Selection::parse(Kind::User, Some(&attrs), Some(&excluded));
+                let _ = select(Kind::User, doc, &sel);
+            }
+            let _ = normalize(Kind::Group, &body);
+        }
+    }
+
     #[test]
     fn selection() {
         let r = json!({

@@ -129,16 +129,11 @@ async fn wait_for_code(listener: &tokio::net::TcpListener) -> Result<String> {
                 break;
             }
         }
-        let head = String::from_utf8_lossy(&buf[..len]);
-        let target = head.lines().next().and_then(|l| l.split(' ').nth(1)).unwrap_or_default().to_owned();
-        let parsed = url::Url::parse(&format!("http://127.0.0.1{target}")).ok();
-        let param = |name: &str| {
-            parsed.as_ref().and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
-        };
-        let (page, found) = match (param("code"), param("error")) {
-            (Some(code), _) => ("Signed in to Gatehouse. You can close this window.", Some(Ok(code))),
-            (None, Some(e)) => ("Sign-in failed; see the terminal.", Some(Err(e))),
-            (None, None) => ("Waiting for the sign-in.", None),
+        let found = callback_result(&String::from_utf8_lossy(&buf[..len]));
+        let page = match found {
+            Some(Ok(_)) => "Signed in to Gatehouse. You can close this window.",
+            Some(Err(_)) => "Sign-in failed; see the terminal.",
+            None => "Waiting for the sign-in.",
         };
         let body = format!("<!DOCTYPE html><html><body><p>{page}</p></body></html>");
         let reply = format!(
@@ -150,6 +145,48 @@ async fn wait_for_code(listener: &tokio::net::TcpListener) -> Result<String> {
             Some(Ok(code)) => return Ok(code),
             Some(Err(e)) => bail!("the sign-in was refused: {}", e.chars().take(200).collect::<String>()),
             None => continue,
+        }
+    }
+}
+
+/// What a request to the loopback listener brings: the code, the provider's error, or neither
+/// (a browser's favicon request, say). `head` is the request as received; anything may arrive.
+fn callback_result(head: &str) -> Option<Result<String, String>> {
+    let target = head.lines().next().and_then(|l| l.split(' ').nth(1)).unwrap_or_default();
+    let parsed = url::Url::parse(&format!("http://127.0.0.1{target}")).ok()?;
+    let param = |name: &str| parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    match (param("code"), param("error")) {
+        (Some(code), _) => Some(Ok(code)),
+        (None, Some(e)) => Some(Err(e)),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_code_or_the_error() {
+        assert_eq!(
+            callback_result("GET /callback?code=abc&x=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Ok("abc".to_owned()))
+        );
+        assert_eq!(
+            callback_result("GET /callback?error=access_denied HTTP/1.1\r\n\r\n"),
+            Some(Err("access_denied".to_owned()))
+        );
+        assert_eq!(callback_result("GET /favicon.ico HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(callback_result(""), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_head_is_answered(head in "\\PC{0,200}", target in "[ -~]{0,80}") {
+            let _ = callback_result(&head);
+            let _ = callback_result(&format!("GET {target} HTTP/1.1\r\n\r\n"));
         }
     }
 }
