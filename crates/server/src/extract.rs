@@ -343,13 +343,11 @@ async fn mtls(
     if let Err(m) = crate::tls::verify_chain(&ca.pem, certs) {
         return refuse(m);
     }
-    Ok(state.store.mtls_principal(&org.id, &claimed.service, crate::tls::cert_token_id(end)).await?.map_err(
-        |r| match r {
-            gatehouse_store::TokenRejection::Inactive => ApiError::from(r),
-            _ => ApiError::Unauthenticated(format!(
-                "the client certificate names `{}`, which is not a service identity of the organization",
-                claimed.service
-            )),
-        },
-    ))
+    Ok(state.store.mtls_principal(&org, &claimed.service, crate::tls::cert_token_id(end)).await?.map_err(|r| match r {
+        gatehouse_store::TokenRejection::Inactive => ApiError::from(r),
+        _ => ApiError::Unauthenticated(format!(
+            "the client certificate names `{}`, which is not a service identity of the organization",
+            claimed.service
+        )),
+    }))
 }

@@ -513,7 +513,7 @@ async fn replace_user(State(state): State<AppState>, scim: Scim, Path(id): Path<
     let mut attrs = attrs;
     // A PUT without `active` leaves it as it was rather than reactivating or deactivating.
     attrs.entry("active").or_insert(json!(before.record.active));
-    let u = state.store.scim_update_user(&scim.caller.org_id, &id, attrs, "scim.user.replace", &scim.audit).await?;
+    let u = state.store.scim_update_user(&scim.caller.org_id, &before, attrs, "scim.user.replace", &scim.audit).await?;
     Ok(resource_response(StatusCode::OK, user_resource(&u, &scim.base)))
 }
 
@@ -522,7 +522,7 @@ async fn patch_user(State(state): State<AppState>, scim: Scim, Path(id): Path<St
     let before = state.store.scim_user(&scim.caller.org_id, &id).await?;
     let mut doc = user_doc(&before);
     let u = if apply_patch(Kind::User, &mut doc, &body)? {
-        state.store.scim_update_user(&scim.caller.org_id, &id, doc, "scim.user.patch", &scim.audit).await?
+        state.store.scim_update_user(&scim.caller.org_id, &before, doc, "scim.user.patch", &scim.audit).await?
     } else {
         before
     };
@@ -559,9 +559,10 @@ async fn create_group(State(state): State<AppState>, scim: Scim, body: Bytes) ->
 async fn replace_group(State(state): State<AppState>, scim: Scim, Path(id): Path<String>, body: Bytes) -> Answer {
     let mut attrs = normalize(Kind::Group, &parse_body(&body)?)?;
     let members = take_members(&mut attrs);
+    let before = state.store.scim_group(&scim.caller.org_id, &id).await?;
     let g = state
         .store
-        .scim_update_group(&scim.caller.org_id, &id, attrs, Some(&members), "scim.group.replace", &scim.audit)
+        .scim_update_group(&scim.caller.org_id, before, attrs, Some(&members), "scim.group.replace", &scim.audit)
         .await?;
     Ok(resource_response(StatusCode::OK, group_resource(&g, &scim.base)))
 }
@@ -574,7 +575,7 @@ async fn patch_group(State(state): State<AppState>, scim: Scim, Path(id): Path<S
         let members = take_members(&mut doc);
         state
             .store
-            .scim_update_group(&scim.caller.org_id, &id, doc, Some(&members), "scim.group.patch", &scim.audit)
+            .scim_update_group(&scim.caller.org_id, before, doc, Some(&members), "scim.group.patch", &scim.audit)
             .await?
     } else {
         before

@@ -507,16 +507,14 @@ fn claim_strings(jwt: &str, name: &str) -> Vec<String> {
     }
 }
 
-/// The session secret a request carries: the cookie, or a `gss_` bearer token.
+/// The session secret a request carries: a `gss_` bearer token, or, only when the request has
+/// no `Authorization` header at all, the cookie (an explicit credential always wins).
 pub(crate) fn session_secret(headers: &HeaderMap) -> Option<String> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some((scheme, token)) = auth.split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
-        && token.trim().starts_with(gatehouse_store::SESSION_PREFIX)
-    {
-        return Some(token.trim().to_owned());
-    }
-    cookie(headers)
+    let Some(auth) = headers.get(header::AUTHORIZATION) else { return cookie(headers) };
+    let (scheme, token) = auth.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(gatehouse_store::SESSION_PREFIX))
+        .then(|| token.to_owned())
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
@@ -750,7 +748,7 @@ pub async fn disable_bootstrap_tokens(state: &AppState) -> Result<(), StoreError
         };
         let n = state
             .store
-            .revoke_tokens_named(&org.id, "bootstrap", &AuditCtx::system(&org.id, "single sign-on configured"))
+            .revoke_bootstrap_token(&org.id, &AuditCtx::system(&org.id, "single sign-on configured"))
             .await?;
         if n > 0 {
             tracing::info!(org = %org.name, "single sign-on is configured: the bootstrap token is revoked");

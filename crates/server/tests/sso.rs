@@ -238,6 +238,16 @@ async fn sign_in_mfa_groups_and_guardrails(b: Backend) {
     let (s, _) =
         api(&e, reqwest::Method::PATCH, "/api/v1/apps/ledger", &cookie, Some(json!({"description": "mfa"}))).await;
     assert_eq!(s, StatusCode::OK, "with MFA the guardrail lets the builder change the app");
+    // An explicit token wins over a session cookie sent alongside it.
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/whoami", e.base))
+        .header("cookie", &cookie)
+        .bearer_auth(t.admin())
+        .send()
+        .await
+        .unwrap();
+    let both: Value = res.json().await.unwrap();
+    assert_eq!(both["principal"]["name"], "admin@operator.example", "{both}");
 
     // Bob signs in with a password only: same role, refused by the guardrail.
     let bob = sign_in(&e, &Person { login: "bob", amr: "pwd", groups: "finance" }).await;
@@ -392,6 +402,8 @@ async fn who_may_sign_in(b: Backend) {
     assert_eq!(s.as_u16(), 201);
     let out = sign_in(&e, &Person { login: "frank", amr: "pwd", groups: "" }).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    let links = audit_records(&e, "principal.sso.link").await;
+    assert_eq!(links.len(), 1, "linking the provider's subject to the user is audited");
     let cookie = session_cookie(out.cookie.as_deref().unwrap());
     let (s, me) = api(&e, reqwest::Method::GET, "/api/v1/whoami", &cookie, None).await;
     assert_eq!(s, StatusCode::OK);
@@ -418,12 +430,16 @@ async fn who_may_sign_in(b: Backend) {
     assert_eq!(out.status, StatusCode::UNAUTHORIZED);
     assert!(out.body["detail"].as_str().unwrap().contains("deactivated"), "{}", out.body);
 
-    // Once SSO is configured the bootstrap token stops working.
+    // Once SSO is configured the bootstrap token stops working — that token, not any token
+    // someone named "bootstrap".
     let (s, _) = t.get("/api/v1/whoami", t.admin()).await;
     assert_eq!(s.as_u16(), 200);
+    let (_, named) = t.post("/api/v1/tokens", t.admin(), json!({"name": "bootstrap", "scope": "read"})).await;
     gatehouse_server::sso::disable_bootstrap_tokens(&t.state).await.unwrap();
     let (s, _) = t.get("/api/v1/whoami", t.admin()).await;
     assert_eq!(s.as_u16(), 401);
+    let (s, _) = t.get("/api/v1/whoami", named["secret"].as_str().unwrap()).await;
+    assert_eq!(s.as_u16(), 200, "a token merely named bootstrap was revoked");
 }
 
 async fn cli_signs_in_through_the_browser(b: Backend) {

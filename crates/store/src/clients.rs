@@ -269,11 +269,11 @@ impl Store {
     /// principal; `Err` when there is none, it is not a service, or it is deactivated.
     pub async fn mtls_principal(
         &self,
-        org: &OrgId,
+        org: &gatehouse_core::Org,
         name: &str,
         cert_id: TokenId,
     ) -> Result<Result<Principal, TokenRejection>, StoreError> {
-        let record = match self.principal_by_name(org, name).await {
+        let record = match self.principal_by_name(&org.id, name).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => return Ok(Err(TokenRejection::Unknown)),
             Err(e) => return Err(e),
@@ -284,17 +284,16 @@ impl Store {
         if !record.active {
             return Ok(Err(TokenRejection::Inactive));
         }
-        let o = self.get_org(org).await?;
-        let version = self.authz_version(org).await?;
+        let version = self.authz_version(&org.id).await?;
         Ok(Ok(Principal {
             id: record.id,
-            org_id: org.clone(),
+            org_id: org.id.clone(),
             kind: PrincipalKind::Service,
             name: record.name,
             token_id: cert_id,
             scope: record.max_scope,
             credential: Credential::Mtls,
-            operator: o.operator,
+            operator: org.operator,
             authz_version: version,
             sign_in: None,
         }))

@@ -333,14 +333,17 @@ impl Store {
         self.get_principal(org, id).await
     }
 
-    /// Revokes the live tokens of `org` named `name` (the bootstrap token once single sign-on is
-    /// configured). Returns how many.
-    pub async fn revoke_tokens_named(&self, org: &OrgId, name: &str, audit: &AuditCtx) -> Result<u64, StoreError> {
+    /// Revokes `org`'s bootstrap token if it is still live (once single sign-on is configured).
+    /// The bootstrap token is the one issued with the org, by its first admin to itself, in the
+    /// org's creating transaction — not any token someone named "bootstrap". Returns how many.
+    pub async fn revoke_bootstrap_token(&self, org: &OrgId, audit: &AuditCtx) -> Result<u64, StoreError> {
+        let name = "bootstrap";
         let now = Timestamp::now().as_millis();
         on_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let ids: Vec<(String,)> = sqlx::query_as(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND name = $3 AND revoked_at IS NULL RETURNING id",
+                "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND name = $3 AND revoked_at IS NULL \
+                 AND created_by = principal_id AND created_at = (SELECT created_at FROM orgs WHERE id = $2) RETURNING id",
             )
             .bind(now)
             .bind(org.as_str())

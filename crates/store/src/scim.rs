@@ -341,14 +341,19 @@ impl Store {
                 None => q.fetch_all(pool).await?,
             }
         });
-        let memberships: Vec<(String, String, String)> = on_read!(self, |pool| {
-            sqlx::query_as(
+        // Only the memberships of the users found (one user, for the lookups SCIM clients make
+        // before every change).
+        let sql = format!(
             "SELECT m.principal_id, g.id, g.name FROM group_members m JOIN groups g ON g.org_id = m.org_id AND g.id = m.group_id \
-             WHERE m.org_id = $1 ORDER BY g.name"
-        )
-        .bind(org.as_str())
-        .fetch_all(pool)
-        .await?
+             WHERE m.org_id = $1 AND m.principal_id IN (SELECT id FROM principals WHERE org_id = $1 AND kind = 'user' \
+             AND deleted_at IS NULL{cond}) ORDER BY g.name"
+        );
+        let memberships: Vec<(String, String, String)> = on_read!(self, |pool| {
+            let q = sqlx::query_as(&sql).bind(org.as_str());
+            match arg {
+                Some(a) => q.bind(a).fetch_all(pool).await?,
+                None => q.fetch_all(pool).await?,
+            }
         });
         let mut groups: std::collections::HashMap<String, Vec<(GroupId, String)>> = Default::default();
         for (p, g, name) in memberships {
@@ -439,15 +444,16 @@ impl Store {
 
     /// Replaces user `id`'s SCIM attributes (after a PUT or PATCH). When `active` turns false,
     /// every session, API token and client secret of the user is revoked in the same transaction.
+    /// `before` is the user as the caller read it.
     pub async fn scim_update_user(
         &self,
         org: &OrgId,
-        id: &str,
+        before: &ScimUser,
         attrs: Map<String, Value>,
         action: &str,
         audit: &AuditCtx,
     ) -> Result<ScimUser, StoreError> {
-        let before = self.scim_user(org, id).await?;
+        let id = before.record.id.as_str();
         let name = str_field(&attrs, "userName").unwrap_or_default().to_owned();
         check_user_name(&name)?;
         // A user whose `active` was removed is not known to be active, so it is treated as
@@ -569,12 +575,17 @@ impl Store {
                 None => q.fetch_all(pool).await?,
             }
         });
-        let members: Vec<(String, String)> = on_read!(self, |pool| sqlx::query_as(
-            "SELECT group_id, principal_id FROM group_members WHERE org_id = $1 ORDER BY principal_id"
-        )
-        .bind(org.as_str())
-        .fetch_all(pool)
-        .await?);
+        let sql = format!(
+            "SELECT group_id, principal_id FROM group_members WHERE org_id = $1 \
+             AND group_id IN (SELECT id FROM groups WHERE org_id = $1{cond}) ORDER BY principal_id"
+        );
+        let members: Vec<(String, String)> = on_read!(self, |pool| {
+            let q = sqlx::query_as(&sql).bind(org.as_str());
+            match arg {
+                Some(a) => q.bind(a).fetch_all(pool).await?,
+                None => q.fetch_all(pool).await?,
+            }
+        });
         let mut by_group: std::collections::HashMap<String, Vec<PrincipalId>> = Default::default();
         for (g, p) in members {
             by_group.entry(g).or_default().push(parse_col("group_members.principal_id", &p)?);
@@ -617,16 +628,16 @@ impl Store {
     }
 
     /// Replaces group `id`'s attributes and, when `members` is given, its membership.
+    /// `before` is the group as the caller read it.
     pub async fn scim_update_group(
         &self,
         org: &OrgId,
-        id: &str,
+        before: ScimGroup,
         attrs: Map<String, Value>,
         members: Option<&[String]>,
         action: &str,
         audit: &AuditCtx,
     ) -> Result<ScimGroup, StoreError> {
-        let before = self.scim_group(org, id).await?;
         let gid = before.group.id.clone();
         self.scim_write_group(org, &gid, Some(before), attrs, members, action, audit).await
     }

@@ -244,13 +244,22 @@ impl Store {
                         return Ok(Err(format!("user `{name}` is linked to another identity")));
                     }
                     let id: PrincipalId = parse_col("principals.id", &id)?;
+                    // Linking decides who this provider identity is from now on: recorded.
+                    let event = audit.event(
+                        "principal.sso.link",
+                        resource("principal", id.as_str()),
+                        serde_json::json!({"subject": claims.subject, "matched": name}),
+                    );
                     on_write!(self, |pool| {
+                        let mut tx = pool.begin().await?;
                         sqlx::query("UPDATE principals SET oidc_subject = $1 WHERE org_id = $2 AND id = $3")
                             .bind(&claims.subject)
                             .bind(org.as_str())
                             .bind(id.as_str())
-                            .execute(pool)
+                            .execute(&mut *tx)
                             .await?;
+                        append_audit!(tx, vec![event])?;
+                        tx.commit().await?;
                     });
                     record = Some(self.get_principal(org, &id).await?);
                     break;
